@@ -1,0 +1,49 @@
+# kubeft developer entry points. `make demo` and `make test` are the two commands in the README.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export KUBEFT_CACHE ?= $(HOME)/.cache/kubeft
+export K8S_VERSION ?= 1.35.4
+export VENV ?= $(KUBEFT_CACHE)/venv-py3.11
+export KUBEFT_CLUSTER_DIR ?= $(KUBEFT_CACHE)/cluster
+export KUBECONFIG ?= $(KUBEFT_CLUSTER_DIR)/admin.kubeconfig
+export PATH := $(VENV)/bin:$(KUBEFT_CACHE)/bin:$(KUBEFT_CACHE)/k8s-v$(K8S_VERSION)/bin:$(PATH)
+PY := $(VENV)/bin/python
+
+.PHONY: help setup demo test test-unit lint crds cluster-up cluster-down kubeconfig bench bench-quick
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+setup: ## install everything into $(KUBEFT_CACHE) (idempotent; fast once cached)
+	@hack/install.sh
+
+demo: setup ## local cluster + S3 + operator, then train the example job end to end
+	@hack/demo.sh
+
+test: setup ## lint, then unit, integration and e2e tests on a fresh local cluster
+	@hack/test.sh
+
+test-unit: setup ## unit tests only (no cluster)
+	@$(PY) -m pytest tests/unit -q
+
+lint: setup ## ruff, mypy, import contracts, CRD drift, hadolint
+	@hack/lint.sh
+
+crds: ## regenerate crds/ and the chart's copy from the API models
+	@$(PY) -m kubeft_operator.api.crd
+
+cluster-up: setup ## start etcd, apiserver, controller-manager, scheduler and the node agent
+	@hack/cluster.sh up
+
+cluster-down: ## stop the local cluster and remove its state
+	@hack/cluster.sh down
+
+kubeconfig: ## print the admin kubeconfig path
+	@echo $(KUBECONFIG)
+
+bench: setup ## benchmarks: trainer throughput, operator scale, artifact size
+	@$(PY) -m benchmarks.run
+
+bench-quick: setup ## the benchmarks in quick mode (< 15 min on 2 cores)
+	@$(PY) -m benchmarks.run --quick

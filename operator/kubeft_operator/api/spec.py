@@ -1,0 +1,487 @@
+"""The FineTuneJob spec: the one declared place for every field a user can write.
+
+The operator validates and renders this model into the trainer's config file; the trainer
+parses the same file back into it (``FineTuneJobSpec.model_validate``). ``make crds`` turns
+these classes, their descriptions and their CEL rules into ``crds/finetunejob.yaml``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from kubeft_operator.api.base import ApiModel, Name, SecretKeyRef, ShortStr, Uri, cel
+
+# Allowed sources: a Hub id (`org/name`), `s3://bucket/key` or an absolute path on a mounted
+# volume. Anything with another scheme (http, file, gs, ...) is refused at apply time, which
+# also closes the SSRF door: the trainer never fetches an arbitrary URL.
+SOURCE_RULE = (
+    "self.startsWith('s3://') ? self.matches('^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$') : "
+    "(self.startsWith('/') || (!self.contains('://') && "
+    "self.matches('^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$')))"
+)
+SOURCE_MSG = (
+    "must be a Hub id (org/name), an s3://bucket/key URI or an absolute path on a mounted volume; "
+    "other schemes such as http:// or file:// are not allowed"
+)
+S3_PREFIX_RULE = "self.matches('^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^/].*$')"
+S3_PREFIX_MSG = "must be an s3://bucket/prefix URI with a non-empty prefix (a bare bucket root is not allowed)"
+
+Source = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+ModuleName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.*\[\]-]+$")]
+Quantity = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"),
+]
+
+
+class Task(str, Enum):
+    CAUSAL_LM = "CAUSAL_LM"
+    SEQ_2_SEQ_LM = "SEQ_2_SEQ_LM"
+    SEQ_CLS = "SEQ_CLS"
+    TOKEN_CLS = "TOKEN_CLS"
+    QUESTION_ANS = "QUESTION_ANS"
+    FEATURE_EXTRACTION = "FEATURE_EXTRACTION"
+
+
+class MethodType(str, Enum):
+    LORA = "lora"
+    QLORA = "qlora"
+    IA3 = "ia3"
+    ADALORA = "adalora"
+    PREFIX_TUNING = "prefixTuning"
+    PROMPT_TUNING = "promptTuning"
+    P_TUNING = "pTuning"
+
+
+# --------------------------------------------------------------------------------------- model
+
+
+class Quantization(ApiModel):
+    """Load the base model quantized (bitsandbytes, GPU only); required by `qlora`."""
+
+    bits: Literal[4, 8] = Field(description="4 for NF4/FP4 (QLoRA), or 8 for LLM.int8.")
+    quant_type: Literal["nf4", "fp4"] = Field(default="nf4", description="4-bit data type.")
+    double_quant: bool = Field(default=True, description="Quantize the quantization constants too.")
+
+
+class ModelSpec(ApiModel):
+    """The base checkpoint to adapt."""
+
+    source: Source = Field(
+        description="Hub id (`org/name`), `s3://bucket/prefix` holding a saved checkpoint, or an "
+        "absolute path on a mounted volume.",
+        json_schema_extra=cel((SOURCE_RULE, SOURCE_MSG)),
+    )
+    revision: ShortStr = Field(default="main", description="Hub revision (branch, tag or commit) to pin.")
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret holding a Hub token with read scope, for gated models."
+    )
+    trust_remote_code: bool = Field(
+        default=False, description="Run modelling code shipped with the checkpoint. Leave off unless you trust it."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="Dtype to load the base weights in; `auto` picks bfloat16 on GPUs that support it."
+    )
+    quantization: Quantization | None = Field(default=None, description="Quantize the base at load time.")
+
+
+# ------------------------------------------------------------------------------------- dataset
+
+
+class DatasetFields(ApiModel):
+    """Names of the record fields the trainer reads. Which ones are needed depends on the task.
+
+    - text: `text` (CAUSAL_LM, FEATURE_EXTRACTION anchor)
+    - prompt and completion: `prompt` + `completion` (CAUSAL_LM loss on the completion only; SEQ_2_SEQ_LM)
+    - chat: `messages`, a list of {role, content}, formatted by the tokenizer's chat template (CAUSAL_LM)
+    - classification: `text` + `label` (SEQ_CLS)
+    - token classification: `tokens` + `tags` (TOKEN_CLS)
+    - extractive QA: `question` + `context` + `answer` (QUESTION_ANS; answer is {text, start})
+    - embeddings: `text` + `pair`, positive pairs trained with in-batch negatives (FEATURE_EXTRACTION)
+    """
+
+    text: ShortStr | None = Field(default=None, description="Field with the input text.")
+    prompt: ShortStr | None = Field(default=None, description="Field with the prompt (input) text.")
+    completion: ShortStr | None = Field(default=None, description="Field with the completion (target) text.")
+    messages: ShortStr | None = Field(default=None, description="Field with a chat as a list of {role, content}.")
+    label: ShortStr | None = Field(default=None, description="Field with the class label (string or integer).")
+    tokens: ShortStr | None = Field(default=None, description="Field with a list of words.")
+    tags: ShortStr | None = Field(default=None, description="Field with one label per word.")
+    question: ShortStr | None = Field(default=None, description="Field with the question.")
+    context: ShortStr | None = Field(default=None, description="Field with the passage holding the answer.")
+    answer: ShortStr | None = Field(default=None, description="Field with the answer: {text, start}.")
+    pair: ShortStr | None = Field(default=None, description="Field with a text that matches `text`.")
+
+
+class DatasetSpec(ApiModel):
+    """Where the data is and how its records are shaped."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "!(has(self.validationSource) && has(self.validationFraction))",
+                "set at most one of validationSource and validationFraction",
+            ),
+        )
+    }
+
+    source: Source = Field(
+        description="Hub dataset id, `s3://bucket/key` of a file, or an absolute path to a file on a volume.",
+        json_schema_extra=cel((SOURCE_RULE, SOURCE_MSG)),
+    )
+    format: Literal["jsonl", "json", "csv", "parquet"] = Field(default="jsonl", description="File format.")
+    split: ShortStr = Field(default="train", description="Split to train on, for Hub datasets.")
+    fields: DatasetFields = Field(description="Which record fields hold what; see DatasetFields.")
+    labels: list[ShortStr] | None = Field(
+        default=None,
+        max_length=1024,
+        description="Class names, in id order. Inferred from the data when left out.",
+    )
+    validation_source: Source | None = Field(
+        default=None,
+        description="A separate validation file (or Hub split name for Hub datasets).",
+    )
+    validation_fraction: float | None = Field(
+        default=None, gt=0, le=0.5, description="Hold out this fraction of the training records for validation."
+    )
+    max_length: int = Field(default=512, ge=8, le=131072, description="Truncate records to this many tokens.")
+    packing: bool = Field(
+        default=True,
+        description="Padding-free packing: concatenate records in a batch with position ids instead of "
+        "padding them. Faster; only used where the model supports it (causal LMs).",
+    )
+
+
+# -------------------------------------------------------------------------------------- method
+
+
+class LoraParams(ApiModel):
+    """LoRA: train low-rank updates `B·A` beside frozen weight matrices. Also used by `qlora`."""
+
+    r: int = Field(default=16, ge=1, le=1024, description="Rank of the update matrices.")
+    alpha: int = Field(default=32, ge=1, le=4096, description="Scaling: updates are multiplied by alpha/r.")
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[ModuleName] | None = Field(
+        default=None,
+        max_length=64,
+        description="Module names (suffixes) to adapt, e.g. q_proj, v_proj; `all-linear` for every linear "
+        "layer. Left out, PEFT's default for the architecture applies.",
+    )
+    bias: Literal["none", "all", "lora_only"] = Field(default="none", description="Which biases to train.")
+    use_rslora: bool = Field(default=False, description="Rank-stabilised scaling alpha/sqrt(r).")
+
+
+class Ia3Params(ApiModel):
+    """IA3: learn vectors that rescale activations of the targeted modules."""
+
+    target_modules: list[ModuleName] | None = Field(default=None, max_length=64, description="Modules to rescale.")
+    feedforward_modules: list[ModuleName] | None = Field(
+        default=None, max_length=64, description="Subset of targetModules that are feed-forward layers."
+    )
+
+
+class AdaLoraParams(ApiModel):
+    """AdaLoRA: LoRA whose rank budget is reallocated across layers while training."""
+
+    init_r: int = Field(default=12, ge=1, le=1024, description="Initial rank of each update.")
+    target_r: int = Field(default=8, ge=1, le=1024, description="Average target rank after pruning.")
+    tinit: int = Field(default=0, ge=0, description="Steps of warmup before rank pruning starts.")
+    tfinal: int = Field(default=0, ge=0, description="Steps at the end with the final ranks fixed.")
+    delta_t: int = Field(default=1, ge=1, description="Steps between two budget reallocations.")
+    alpha: int = Field(default=32, ge=1, le=4096, description="Scaling, as for LoRA.")
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the update input.")
+    target_modules: list[ModuleName] | None = Field(default=None, max_length=64, description="Modules to adapt.")
+
+
+class PrefixTuningParams(ApiModel):
+    """Prefix tuning: trainable key/value prefixes prepended in every attention layer."""
+
+    num_virtual_tokens: int = Field(default=20, ge=1, le=1024, description="Length of the prefix.")
+    projection: bool = Field(default=False, description="Reparameterise the prefix through an MLP.")
+    encoder_hidden_size: int | None = Field(default=None, ge=1, description="Hidden size of that MLP.")
+
+
+class PromptTuningParams(ApiModel):
+    """Prompt tuning: trainable soft-prompt embeddings prepended to the input."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(("self.init != 'text' || has(self.initText)", "init: text needs initText")),
+    }
+
+    num_virtual_tokens: int = Field(default=20, ge=1, le=1024, description="Number of soft-prompt tokens.")
+    init: Literal["random", "text"] = Field(default="random", description="Initialise randomly or from initText.")
+    init_text: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None, description="Text whose embeddings initialise the prompt (init: text)."
+    )
+
+
+class PTuningParams(ApiModel):
+    """P-tuning: virtual tokens produced by a small prompt encoder (MLP or LSTM)."""
+
+    num_virtual_tokens: int = Field(default=20, ge=1, le=1024, description="Number of virtual tokens.")
+    encoder_hidden_size: int = Field(default=128, ge=1, le=65536, description="Hidden size of the prompt encoder.")
+    encoder_type: Literal["MLP", "LSTM"] = Field(default="MLP", description="Prompt encoder architecture.")
+
+
+class MethodSpec(ApiModel):
+    """The PEFT method and its parameters. Set `type`; tune it in the block of the same name."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            ("!has(self.lora) || self.type in ['lora', 'qlora']", "lora parameters need type lora or qlora"),
+            ("!has(self.ia3) || self.type == 'ia3'", "ia3 parameters need type ia3"),
+            ("!has(self.adalora) || self.type == 'adalora'", "adalora parameters need type adalora"),
+            ("!has(self.prefixTuning) || self.type == 'prefixTuning'", "prefixTuning parameters need that type"),
+            ("!has(self.promptTuning) || self.type == 'promptTuning'", "promptTuning parameters need that type"),
+            ("!has(self.pTuning) || self.type == 'pTuning'", "pTuning parameters need type pTuning"),
+        )
+    }
+
+    type: MethodType = Field(description="lora, qlora (LoRA on a quantized base), ia3, adalora, prefixTuning, "
+                             "promptTuning or pTuning.")
+    lora: LoraParams | None = Field(default=None, description="Parameters for lora and qlora.")
+    ia3: Ia3Params | None = Field(default=None, description="Parameters for ia3.")
+    adalora: AdaLoraParams | None = Field(default=None, description="Parameters for adalora.")
+    prefix_tuning: PrefixTuningParams | None = Field(default=None, description="Parameters for prefixTuning.")
+    prompt_tuning: PromptTuningParams | None = Field(default=None, description="Parameters for promptTuning.")
+    p_tuning: PTuningParams | None = Field(default=None, description="Parameters for pTuning.")
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+class EvaluationSpec(ApiModel):
+    """When to evaluate on the validation split, and what to report."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(("self.strategy != 'steps' || has(self.steps)", "strategy: steps needs steps")),
+    }
+
+    strategy: Literal["no", "steps", "epoch"] = Field(default="epoch", description="Evaluate every N steps, "
+                                                      "every epoch, or never.")
+    steps: int | None = Field(default=None, ge=1, description="Evaluation interval for strategy: steps.")
+    metrics: list[Literal["accuracy", "f1", "perplexity"]] = Field(
+        default_factory=list, max_length=3,
+        description="Extra metrics besides the loss: accuracy and macro F1 for classification tasks, "
+        "perplexity for language models.",
+    )
+
+
+class DivergenceGuard(ApiModel):
+    """Stop early, with reason Diverged, instead of burning GPU hours on a run that blew up."""
+
+    enabled: bool = Field(default=True, description="Stop on NaN/inf loss or a runaway loss.")
+    max_loss_factor: float = Field(
+        default=4.0, gt=1, description="Stop when the smoothed loss exceeds this multiple of its best value."
+    )
+    patience_steps: int = Field(default=3, ge=1, description="Consecutive logged steps above the bound before stopping.")
+
+
+class TrainingSpec(ApiModel):
+    """Hyperparameters. Set exactly one of epochs and maxSteps."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            ("has(self.epochs) != has(self.maxSteps)", "set exactly one of epochs and maxSteps"),
+        )
+    }
+
+    epochs: float | None = Field(default=None, gt=0, le=1000, description="Passes over the training data.")
+    max_steps: int | None = Field(default=None, ge=1, description="Optimizer steps to train for.")
+    learning_rate: float = Field(default=2e-4, gt=0, le=1, description="Peak learning rate. 1e-4 to 3e-4 suits LoRA.")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        default="linear", description="Learning-rate schedule after warmup."
+    )
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1, description="Fraction of steps spent warming up.")
+    batch_size: int = Field(default=8, ge=1, le=4096, description="Micro-batch size per device.")
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024, description="Micro-batches per optimizer step.")
+    weight_decay: float = Field(default=0.0, ge=0, le=1, description="AdamW weight decay.")
+    max_grad_norm: float = Field(default=1.0, gt=0, description="Gradient clipping norm.")
+    seed: int = Field(default=42, ge=0, description="Seed for data order and initialisation.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        default="auto", description="Mixed precision; `auto` is bf16 on GPUs that support it, else fp32."
+    )
+    gradient_checkpointing: bool = Field(
+        default=False, description="Trade compute for memory. Off is about 20% faster when memory allows."
+    )
+    logging_steps: int = Field(default=1, ge=1, description="Report loss and progress every N steps.")
+    checkpoint_steps: int = Field(default=100, ge=1, description="Save a durable checkpoint every N steps.")
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Evaluation schedule and metrics.")
+    divergence: DivergenceGuard = Field(default_factory=DivergenceGuard, description="Early stop on divergence.")
+
+
+# ------------------------------------------------------------------------ resources/scheduling
+
+
+class Toleration(ApiModel):
+    """A toleration, as in a Pod spec."""
+
+    key: ShortStr | None = Field(default=None, description="Taint key to tolerate.")
+    operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
+    value: ShortStr | None = Field(default=None, description="Taint value, for operator Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None, description="Effect.")
+    toleration_seconds: int | None = Field(default=None, description="For NoExecute: how long to stay bound.")
+
+
+class ResourcesSpec(ApiModel):
+    """What each trainer pod requests."""
+
+    gpus: int = Field(default=1, ge=0, le=16, description="GPUs per node (`nvidia.com/gpu`). 0 trains on CPU.")
+    nodes: int = Field(default=1, ge=1, le=1, description="Number of nodes. Only 1 is supported in v1alpha1.")
+    cpu: Quantity = Field(default="4", description="CPU request and limit per pod.")
+    memory: Quantity = Field(default="32Gi", description="Memory request and limit per pod.")
+    gpu_resource_name: ShortStr = Field(default="nvidia.com/gpu", description="Extended resource name for GPUs.")
+
+
+class SchedulingSpec(ApiModel):
+    """Where and in which queue the trainer runs."""
+
+    node_selector: dict[ShortStr, Annotated[str, StringConstraints(max_length=63)]] | None = Field(
+        default=None, max_length=32, description="Node labels the trainer pod requires, e.g. a GPU product."
+    )
+    tolerations: list[Toleration] | None = Field(default=None, max_length=32, description="Taints to tolerate.")
+    priority_class_name: Name | None = Field(default=None, description="PriorityClass of the trainer pod.")
+    queue_name: Name | None = Field(
+        default=None, description="Kueue LocalQueue. The Job is created suspended and Kueue admits it."
+    )
+
+
+# ---------------------------------------------------------------------------- storage / output
+
+
+class StorageSpec(ApiModel):
+    """How to reach S3-compatible object storage, for every s3:// URI in this spec."""
+
+    endpoint: Annotated[str, StringConstraints(max_length=1024, pattern=r"^https?://[^\s]+$")] | None = Field(
+        default=None, description="S3 endpoint URL for MinIO, Ceph and other S3-compatible stores. "
+        "Left out: AWS."
+    )
+    region: ShortStr = Field(default="us-east-1", description="Region to sign requests for.")
+    credentials_secret_ref: Annotated[
+        SecretKeyRef | None,
+        Field(description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the key field is ignored)."),
+    ] = None
+
+
+class S3Output(ApiModel):
+    """Upload the adapter to object storage."""
+
+    uri: Uri = Field(description="s3://bucket/prefix to write the adapter under.",
+                     json_schema_extra=cel((S3_PREFIX_RULE, S3_PREFIX_MSG)))
+
+
+class HubOutput(ApiModel):
+    """Push the adapter to a Hugging Face Hub model repository."""
+
+    repo: Annotated[str, StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")] = Field(
+        description="Repository id, `org/name`. Created if missing."
+    )
+    private: bool = Field(default=True, description="Create the repository private.")
+    token_secret_ref: SecretKeyRef = Field(description="Secret holding a Hub token with write scope.")
+    endpoint: Annotated[str, StringConstraints(max_length=1024, pattern=r"^https?://[^\s]+$")] | None = Field(
+        default=None, description="Hub endpoint for self-hosted mirrors. Left out: huggingface.co."
+    )
+
+
+class OutputSpec(ApiModel):
+    """Where the adapter goes. Set s3, hub, or both."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(("has(self.s3) || has(self.hub)", "set at least one output: s3 or hub")),
+    }
+
+    s3: S3Output | None = Field(default=None, description="Object storage destination; checkpoints go here too.")
+    hub: HubOutput | None = Field(default=None, description="Hugging Face Hub destination.")
+
+
+class TensorBoardSpec(ApiModel):
+    """Stream TensorBoard event files to object storage while training runs."""
+
+    uri: Uri = Field(description="s3://bucket/prefix for event files; open with `tensorboard --logdir <uri>`.",
+                     json_schema_extra=cel((S3_PREFIX_RULE, S3_PREFIX_MSG)))
+    flush_interval_seconds: int = Field(default=30, ge=1, le=3600, description="Upload new events this often.")
+
+
+# --------------------------------------------------------------------------------------- spec
+
+# Fields that may change after creation; every other spec field is immutable (see README).
+MUTABLE_FIELDS = ("suspend", "ttlSecondsAfterFinished")
+_IMMUTABLE = ("model", "dataset", "task", "method", "training", "resources", "scheduling", "storage",
+              "output", "tensorboard", "image", "activeDeadlineSeconds", "retryLimit")
+_OPTIONAL_IMMUTABLE = ("scheduling", "storage", "tensorboard", "image", "activeDeadlineSeconds")
+IMMUTABLE_MSG = ("is immutable once the job is created; only suspend and ttlSecondsAfterFinished may change. "
+                 "Create a new FineTuneJob to train with different settings")
+
+
+class FineTuneJobSpec(ApiModel):
+    """A parameter-efficient fine-tuning run: base model + data + method → adapter."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            ("self.method.type != 'qlora' || has(self.model.quantization)",
+             "method qlora needs spec.model.quantization (bits: 4)", ".model"),
+            ("!has(self.model.quantization) || self.method.type in ['qlora', 'lora', 'ia3', 'adalora']",
+             "quantization works with lora, qlora, ia3 and adalora only", ".model.quantization"),
+            ("self.task != 'SEQ_CLS' || (has(self.dataset.fields.text) && has(self.dataset.fields.label))",
+             "task SEQ_CLS needs spec.dataset.fields.text and spec.dataset.fields.label", ".dataset.fields"),
+            ("self.task != 'TOKEN_CLS' || (has(self.dataset.fields.tokens) && has(self.dataset.fields.tags))",
+             "task TOKEN_CLS needs spec.dataset.fields.tokens and spec.dataset.fields.tags", ".dataset.fields"),
+            ("self.task != 'QUESTION_ANS' || (has(self.dataset.fields.question) && "
+             "has(self.dataset.fields.context) && has(self.dataset.fields.answer))",
+             "task QUESTION_ANS needs spec.dataset.fields.question, context and answer", ".dataset.fields"),
+            ("self.task != 'SEQ_2_SEQ_LM' || (has(self.dataset.fields.prompt) && has(self.dataset.fields.completion))",
+             "task SEQ_2_SEQ_LM needs spec.dataset.fields.prompt and spec.dataset.fields.completion",
+             ".dataset.fields"),
+            ("self.task != 'CAUSAL_LM' || has(self.dataset.fields.text) || has(self.dataset.fields.messages) || "
+             "(has(self.dataset.fields.prompt) && has(self.dataset.fields.completion))",
+             "task CAUSAL_LM needs spec.dataset.fields.text, messages, or prompt and completion", ".dataset.fields"),
+            ("self.task != 'FEATURE_EXTRACTION' || (has(self.dataset.fields.text) && has(self.dataset.fields.pair))",
+             "task FEATURE_EXTRACTION needs spec.dataset.fields.text and spec.dataset.fields.pair",
+             ".dataset.fields"),
+            ("!has(self.dataset.fields.messages) || self.task == 'CAUSAL_LM'",
+             "chat messages (spec.dataset.fields.messages) need task CAUSAL_LM", ".dataset.fields.messages"),
+            ("!(self.method.type in ['prefixTuning', 'promptTuning', 'pTuning']) || "
+             "self.task in ['CAUSAL_LM', 'SEQ_2_SEQ_LM', 'SEQ_CLS', 'FEATURE_EXTRACTION']",
+             "prompt-learning methods (prefixTuning, promptTuning, pTuning) support CAUSAL_LM, SEQ_2_SEQ_LM, "
+             "SEQ_CLS and FEATURE_EXTRACTION", ".method.type"),
+            ("!has(self.dataset.fields.answer) || self.task == 'QUESTION_ANS'",
+             "spec.dataset.fields.answer is only used by task QUESTION_ANS", ".dataset.fields.answer"),
+            *[(f"has(self.{f}) == has(oldSelf.{f})", f"spec.{f} {IMMUTABLE_MSG}") for f in _OPTIONAL_IMMUTABLE],
+        )
+    }
+
+    model: ModelSpec = Field(description="The base model checkpoint.")
+    dataset: DatasetSpec = Field(description="Training (and validation) data.")
+    task: Task = Field(description="CAUSAL_LM, SEQ_2_SEQ_LM, SEQ_CLS, TOKEN_CLS, QUESTION_ANS or FEATURE_EXTRACTION.")
+    method: MethodSpec = Field(description="PEFT method and its parameters.")
+    training: TrainingSpec = Field(description="Hyperparameters; set exactly one of epochs and maxSteps.")
+    output: OutputSpec = Field(description="Where the adapter is written: s3, hub or both.")
+    tensorboard: TensorBoardSpec | None = Field(
+        default=None, description="Stream TensorBoard logs to S3. Left out: `<output.s3.uri>/tensorboard`."
+    )
+    storage: StorageSpec | None = Field(default=None, description="S3 endpoint and credentials for s3:// URIs.")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="GPUs, CPU and memory per pod.")
+    scheduling: SchedulingSpec | None = Field(default=None, description="Node selection, priority and Kueue queue.")
+    image: Annotated[str, StringConstraints(max_length=512)] | None = Field(
+        default=None, description="Trainer image override. Left out: the operator's default."
+    )
+    suspend: bool = Field(default=False, description="Pause the run (its Job is suspended); set false to resume.")
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Delete the FineTuneJob this long after it finished."
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=1, description="Fail the run once it has been active this long."
+    )
+    retry_limit: int = Field(
+        default=3, ge=0, le=20,
+        description="Retries after infrastructure failures (eviction, preemption, node loss). "
+        "Configuration errors are never retried.",
+    )
+
+
+def immutable_field_rules() -> dict[str, str]:
+    """Per-field transition rules, keyed by spec property; applied by the CRD generator."""
+    return {f: f"spec.{f} {IMMUTABLE_MSG}" for f in _IMMUTABLE}

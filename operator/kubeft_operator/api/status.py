@@ -1,0 +1,84 @@
+"""The FineTuneJob status: what the operator (and, for `progress`, the trainer) reports.
+
+Written by :mod:`kubeft_operator.status` (phase, conditions, artifact) and by the trainer's
+progress reporter (``progress``, ``metrics``), each through its own field manager.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import Field
+
+from kubeft_operator.api.base import ApiModel
+
+
+class Phase(str, Enum):
+    PENDING = "Pending"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED.value, Phase.FAILED.value})
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition."""
+
+    type: str = Field(description="Created, Queued, Running, Suspended, Succeeded or Failed.")
+    status: str = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase machine-readable reason.")
+    message: str = Field(default="", description="What happened, and what to do about it.")
+    last_transition_time: str = Field(description="When status last changed (RFC 3339).")
+    observed_generation: int | None = Field(default=None, description="Spec generation this was computed from.")
+
+
+class Progress(ApiModel):
+    """Live training progress, reported by the trainer."""
+
+    step: int = Field(default=0, description="Optimizer steps done.")
+    total_steps: int | None = Field(default=None, description="Optimizer steps planned.")
+    epoch: float | None = Field(default=None, description="Epochs done (fractional).")
+    percent: int | None = Field(default=None, description="step / totalSteps, in percent.")
+    loss: float | None = Field(default=None, description="Latest training loss.")
+    eta_seconds: int | None = Field(default=None, description="Estimated seconds left.")
+    eta: str | None = Field(default=None, description="Estimated time left, human readable.")
+    summary: str | None = Field(default=None, description="`step/total (percent%)`, for kubectl get.")
+    last_checkpoint_step: int | None = Field(default=None, description="Step of the latest durable checkpoint.")
+    updated_at: str | None = Field(default=None, description="When the trainer last reported (RFC 3339).")
+
+
+class Artifact(ApiModel):
+    """The exported adapter."""
+
+    uri: str = Field(description="Where the adapter is: s3://... or hf://org/name.")
+    size_bytes: int | None = Field(default=None, description="Total size of the adapter files.")
+    sha256: str | None = Field(default=None, description="sha256 of manifest.json, which lists every file's sha256.")
+    hub_uri: str | None = Field(default=None, description="Hub location, when pushed to the Hub as well.")
+
+
+class Children(ApiModel):
+    """Objects the operator created for this run."""
+
+    config_map: str | None = Field(default=None, description="ConfigMap holding the rendered trainer config.")
+    job: str | None = Field(default=None, description="batch/v1 Job running the trainer.")
+    service_account: str | None = Field(default=None, description="ServiceAccount the trainer runs as.")
+
+
+class FineTuneJobStatus(ApiModel):
+    """Observed state of a FineTuneJob."""
+
+    phase: Phase | None = Field(default=None, description="Pending, Queued, Running, Suspended, Succeeded or Failed.")
+    conditions: list[Condition] = Field(default_factory=list, description="Detailed conditions.")
+    observed_generation: int | None = Field(default=None, description="Last spec generation acted upon.")
+    start_time: str | None = Field(default=None, description="When training started.")
+    completion_time: str | None = Field(default=None, description="When the run finished.")
+    progress: Progress | None = Field(default=None, description="Live training progress.")
+    metrics: dict[str, float] | None = Field(default=None, description="Latest training and evaluation metrics.")
+    artifact: Artifact | None = Field(default=None, description="The exported adapter.")
+    tensorboard_uri: str | None = Field(default=None, description="Where TensorBoard event files are streamed.")
+    children: Children | None = Field(default=None, description="Names of the child objects.")
+    retries: int | None = Field(default=None, description="Trainer pods that failed and were retried.")
