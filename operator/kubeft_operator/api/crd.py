@@ -30,6 +30,8 @@ PLURAL = "finetunejobs"
 SHORT_NAME = "ftj"
 CATEGORY = "kubeft"
 CRD_NAME = f"{PLURAL}.{GROUP}"
+# Child names add at most "-trainer"/"-config"/"-train" and Job pods add a suffix; label values cap at 63.
+MAX_NAME_LENGTH = 52
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 OUTPUTS = (REPO_ROOT / "crds" / "finetunejob.yaml", REPO_ROOT / "charts" / "kubeft" / "crds" / "finetunejob.yaml")
@@ -163,6 +165,13 @@ def build() -> dict[str, Any]:
                             "AdaLoRA, prefix, prompt or P-tuning) on a base model and exports only the adapter "
                             "to S3 or the Hugging Face Hub.",
                             "required": ["spec"],
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
+                                    "message": f"metadata.name must be at most {MAX_NAME_LENGTH} characters, so that "
+                                    "the names of the objects kubeft creates for it stay valid",
+                                }
+                            ],
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "APIVersion of this object."},
                                 "kind": {"type": "string", "description": "Kind of this object."},
