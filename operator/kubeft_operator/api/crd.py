@@ -42,16 +42,40 @@ PRINTER_COLUMNS = [
     {"name": "Loss", "type": "number", "jsonPath": ".status.progress.loss", "description": "Latest training loss."},
     {"name": "Model", "type": "string", "jsonPath": ".spec.model.source", "description": "Base model."},
     {"name": "Method", "type": "string", "jsonPath": ".spec.method.type", "description": "PEFT method."},
-    {"name": "ETA", "type": "string", "jsonPath": ".status.progress.eta", "priority": 1,
-     "description": "Estimated time left."},
+    {
+        "name": "ETA",
+        "type": "string",
+        "jsonPath": ".status.progress.eta",
+        "priority": 1,
+        "description": "Estimated time left.",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
 _KEEP = {
-    "type", "description", "default", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern",
-    "minItems", "maxItems", "maxProperties", "items", "properties", "required", "additionalProperties",
-    "x-kubernetes-validations", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-list-type",
-    "x-kubernetes-list-map-keys", "exclusiveMinimum", "exclusiveMaximum", "format",
+    "type",
+    "description",
+    "default",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "maxProperties",
+    "items",
+    "properties",
+    "required",
+    "additionalProperties",
+    "x-kubernetes-validations",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "format",
 }
 
 
@@ -97,11 +121,10 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
             continue
         else:
             out[key] = value
-    if out.get("type") == "object" and "properties" in out and "additionalProperties" in out:
+    if "properties" in out and out.get("additionalProperties") is False:
         # Pydantic's extra="forbid" emits additionalProperties: false; structural schemas reject
-        # it next to properties, and pruning already drops unknown fields (kubectl warns/strict-fails).
-        if out["additionalProperties"] is False:
-            del out["additionalProperties"]
+        # it next to properties, and pruning already drops unknown fields (kubectl strict-fails).
+        del out["additionalProperties"]
     return out
 
 

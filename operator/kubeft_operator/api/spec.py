@@ -7,7 +7,7 @@ these classes, their descriptions and their CEL rules into ``crds/finetunejob.ya
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
@@ -37,7 +37,7 @@ Quantity = Annotated[
 ]
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     CAUSAL_LM = "CAUSAL_LM"
     SEQ_2_SEQ_LM = "SEQ_2_SEQ_LM"
     SEQ_CLS = "SEQ_CLS"
@@ -46,7 +46,7 @@ class Task(str, Enum):
     FEATURE_EXTRACTION = "FEATURE_EXTRACTION"
 
 
-class MethodType(str, Enum):
+class MethodType(StrEnum):
     LORA = "lora"
     QLORA = "qlora"
     IA3 = "ia3"
@@ -240,8 +240,9 @@ class MethodSpec(ApiModel):
         )
     }
 
-    type: MethodType = Field(description="lora, qlora (LoRA on a quantized base), ia3, adalora, prefixTuning, "
-                             "promptTuning or pTuning.")
+    type: MethodType = Field(
+        description="lora, qlora (LoRA on a quantized base), ia3, adalora, prefixTuning, promptTuning or pTuning."
+    )
     lora: LoraParams | None = Field(default=None, description="Parameters for lora and qlora.")
     ia3: Ia3Params | None = Field(default=None, description="Parameters for ia3.")
     adalora: AdaLoraParams | None = Field(default=None, description="Parameters for adalora.")
@@ -260,11 +261,13 @@ class EvaluationSpec(ApiModel):
         "json_schema_extra": cel(("self.strategy != 'steps' || has(self.steps)", "strategy: steps needs steps")),
     }
 
-    strategy: Literal["no", "steps", "epoch"] = Field(default="epoch", description="Evaluate every N steps, "
-                                                      "every epoch, or never.")
+    strategy: Literal["no", "steps", "epoch"] = Field(
+        default="epoch", description="Evaluate every N steps, every epoch, or never."
+    )
     steps: int | None = Field(default=None, ge=1, description="Evaluation interval for strategy: steps.")
     metrics: list[Literal["accuracy", "f1", "perplexity"]] = Field(
-        default_factory=list, max_length=3,
+        default_factory=list,
+        max_length=3,
         description="Extra metrics besides the loss: accuracy and macro F1 for classification tasks, "
         "perplexity for language models.",
     )
@@ -277,7 +280,9 @@ class DivergenceGuard(ApiModel):
     max_loss_factor: float = Field(
         default=4.0, gt=1, description="Stop when the smoothed loss exceeds this multiple of its best value."
     )
-    patience_steps: int = Field(default=3, ge=1, description="Consecutive logged steps above the bound before stopping.")
+    patience_steps: int = Field(
+        default=3, ge=1, description="Consecutive logged steps above the bound before stopping."
+    )
 
 
 class TrainingSpec(ApiModel):
@@ -356,8 +361,7 @@ class StorageSpec(ApiModel):
     """How to reach S3-compatible object storage, for every s3:// URI in this spec."""
 
     endpoint: Annotated[str, StringConstraints(max_length=1024, pattern=r"^https?://[^\s]+$")] | None = Field(
-        default=None, description="S3 endpoint URL for MinIO, Ceph and other S3-compatible stores. "
-        "Left out: AWS."
+        default=None, description="S3 endpoint URL for MinIO, Ceph and other S3-compatible stores. Left out: AWS."
     )
     region: ShortStr = Field(default="us-east-1", description="Region to sign requests for.")
     credentials_secret_ref: Annotated[
@@ -369,8 +373,10 @@ class StorageSpec(ApiModel):
 class S3Output(ApiModel):
     """Upload the adapter to object storage."""
 
-    uri: Uri = Field(description="s3://bucket/prefix to write the adapter under.",
-                     json_schema_extra=cel((S3_PREFIX_RULE, S3_PREFIX_MSG)))
+    uri: Uri = Field(
+        description="s3://bucket/prefix to write the adapter under.",
+        json_schema_extra=cel((S3_PREFIX_RULE, S3_PREFIX_MSG)),
+    )
 
 
 class HubOutput(ApiModel):
@@ -400,8 +406,10 @@ class OutputSpec(ApiModel):
 class TensorBoardSpec(ApiModel):
     """Stream TensorBoard event files to object storage while training runs."""
 
-    uri: Uri = Field(description="s3://bucket/prefix for event files; open with `tensorboard --logdir <uri>`.",
-                     json_schema_extra=cel((S3_PREFIX_RULE, S3_PREFIX_MSG)))
+    uri: Uri = Field(
+        description="s3://bucket/prefix for event files; open with `tensorboard --logdir <uri>`.",
+        json_schema_extra=cel((S3_PREFIX_RULE, S3_PREFIX_MSG)),
+    )
     flush_interval_seconds: int = Field(default=30, ge=1, le=3600, description="Upload new events this often.")
 
 
@@ -409,11 +417,26 @@ class TensorBoardSpec(ApiModel):
 
 # Fields that may change after creation; every other spec field is immutable (see README).
 MUTABLE_FIELDS = ("suspend", "ttlSecondsAfterFinished")
-_IMMUTABLE = ("model", "dataset", "task", "method", "training", "resources", "scheduling", "storage",
-              "output", "tensorboard", "image", "activeDeadlineSeconds", "retryLimit")
+_IMMUTABLE = (
+    "model",
+    "dataset",
+    "task",
+    "method",
+    "training",
+    "resources",
+    "scheduling",
+    "storage",
+    "output",
+    "tensorboard",
+    "image",
+    "activeDeadlineSeconds",
+    "retryLimit",
+)
 _OPTIONAL_IMMUTABLE = ("scheduling", "storage", "tensorboard", "image", "activeDeadlineSeconds")
-IMMUTABLE_MSG = ("is immutable once the job is created; only suspend and ttlSecondsAfterFinished may change. "
-                 "Create a new FineTuneJob to train with different settings")
+IMMUTABLE_MSG = (
+    "is immutable once the job is created; only suspend and ttlSecondsAfterFinished may change. "
+    "Create a new FineTuneJob to train with different settings"
+)
 
 
 class FineTuneJobSpec(ApiModel):
@@ -421,34 +444,65 @@ class FineTuneJobSpec(ApiModel):
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel(
-            ("self.method.type != 'qlora' || has(self.model.quantization)",
-             "method qlora needs spec.model.quantization (bits: 4)", ".model"),
-            ("!has(self.model.quantization) || self.method.type in ['qlora', 'lora', 'ia3', 'adalora']",
-             "quantization works with lora, qlora, ia3 and adalora only", ".model.quantization"),
-            ("self.task != 'SEQ_CLS' || (has(self.dataset.fields.text) && has(self.dataset.fields.label))",
-             "task SEQ_CLS needs spec.dataset.fields.text and spec.dataset.fields.label", ".dataset.fields"),
-            ("self.task != 'TOKEN_CLS' || (has(self.dataset.fields.tokens) && has(self.dataset.fields.tags))",
-             "task TOKEN_CLS needs spec.dataset.fields.tokens and spec.dataset.fields.tags", ".dataset.fields"),
-            ("self.task != 'QUESTION_ANS' || (has(self.dataset.fields.question) && "
-             "has(self.dataset.fields.context) && has(self.dataset.fields.answer))",
-             "task QUESTION_ANS needs spec.dataset.fields.question, context and answer", ".dataset.fields"),
-            ("self.task != 'SEQ_2_SEQ_LM' || (has(self.dataset.fields.prompt) && has(self.dataset.fields.completion))",
-             "task SEQ_2_SEQ_LM needs spec.dataset.fields.prompt and spec.dataset.fields.completion",
-             ".dataset.fields"),
-            ("self.task != 'CAUSAL_LM' || has(self.dataset.fields.text) || has(self.dataset.fields.messages) || "
-             "(has(self.dataset.fields.prompt) && has(self.dataset.fields.completion))",
-             "task CAUSAL_LM needs spec.dataset.fields.text, messages, or prompt and completion", ".dataset.fields"),
-            ("self.task != 'FEATURE_EXTRACTION' || (has(self.dataset.fields.text) && has(self.dataset.fields.pair))",
-             "task FEATURE_EXTRACTION needs spec.dataset.fields.text and spec.dataset.fields.pair",
-             ".dataset.fields"),
-            ("!has(self.dataset.fields.messages) || self.task == 'CAUSAL_LM'",
-             "chat messages (spec.dataset.fields.messages) need task CAUSAL_LM", ".dataset.fields.messages"),
-            ("!(self.method.type in ['prefixTuning', 'promptTuning', 'pTuning']) || "
-             "self.task in ['CAUSAL_LM', 'SEQ_2_SEQ_LM', 'SEQ_CLS', 'FEATURE_EXTRACTION']",
-             "prompt-learning methods (prefixTuning, promptTuning, pTuning) support CAUSAL_LM, SEQ_2_SEQ_LM, "
-             "SEQ_CLS and FEATURE_EXTRACTION", ".method.type"),
-            ("!has(self.dataset.fields.answer) || self.task == 'QUESTION_ANS'",
-             "spec.dataset.fields.answer is only used by task QUESTION_ANS", ".dataset.fields.answer"),
+            (
+                "self.method.type != 'qlora' || has(self.model.quantization)",
+                "method qlora needs spec.model.quantization (bits: 4)",
+                ".model",
+            ),
+            (
+                "!has(self.model.quantization) || self.method.type in ['qlora', 'lora', 'ia3', 'adalora']",
+                "quantization works with lora, qlora, ia3 and adalora only",
+                ".model.quantization",
+            ),
+            (
+                "self.task != 'SEQ_CLS' || (has(self.dataset.fields.text) && has(self.dataset.fields.label))",
+                "task SEQ_CLS needs spec.dataset.fields.text and spec.dataset.fields.label",
+                ".dataset.fields",
+            ),
+            (
+                "self.task != 'TOKEN_CLS' || (has(self.dataset.fields.tokens) && has(self.dataset.fields.tags))",
+                "task TOKEN_CLS needs spec.dataset.fields.tokens and spec.dataset.fields.tags",
+                ".dataset.fields",
+            ),
+            (
+                "self.task != 'QUESTION_ANS' || (has(self.dataset.fields.question) && "
+                "has(self.dataset.fields.context) && has(self.dataset.fields.answer))",
+                "task QUESTION_ANS needs spec.dataset.fields.question, context and answer",
+                ".dataset.fields",
+            ),
+            (
+                "self.task != 'SEQ_2_SEQ_LM' || (has(self.dataset.fields.prompt) && has(self.dataset.fields.completion))",
+                "task SEQ_2_SEQ_LM needs spec.dataset.fields.prompt and spec.dataset.fields.completion",
+                ".dataset.fields",
+            ),
+            (
+                "self.task != 'CAUSAL_LM' || has(self.dataset.fields.text) || has(self.dataset.fields.messages) || "
+                "(has(self.dataset.fields.prompt) && has(self.dataset.fields.completion))",
+                "task CAUSAL_LM needs spec.dataset.fields.text, messages, or prompt and completion",
+                ".dataset.fields",
+            ),
+            (
+                "self.task != 'FEATURE_EXTRACTION' || (has(self.dataset.fields.text) && has(self.dataset.fields.pair))",
+                "task FEATURE_EXTRACTION needs spec.dataset.fields.text and spec.dataset.fields.pair",
+                ".dataset.fields",
+            ),
+            (
+                "!has(self.dataset.fields.messages) || self.task == 'CAUSAL_LM'",
+                "chat messages (spec.dataset.fields.messages) need task CAUSAL_LM",
+                ".dataset.fields.messages",
+            ),
+            (
+                "!(self.method.type in ['prefixTuning', 'promptTuning', 'pTuning']) || "
+                "self.task in ['CAUSAL_LM', 'SEQ_2_SEQ_LM', 'SEQ_CLS', 'FEATURE_EXTRACTION']",
+                "prompt-learning methods (prefixTuning, promptTuning, pTuning) support CAUSAL_LM, SEQ_2_SEQ_LM, "
+                "SEQ_CLS and FEATURE_EXTRACTION",
+                ".method.type",
+            ),
+            (
+                "!has(self.dataset.fields.answer) || self.task == 'QUESTION_ANS'",
+                "spec.dataset.fields.answer is only used by task QUESTION_ANS",
+                ".dataset.fields.answer",
+            ),
             *[(f"has(self.{f}) == has(oldSelf.{f})", f"spec.{f} {IMMUTABLE_MSG}") for f in _OPTIONAL_IMMUTABLE],
         )
     }
@@ -476,7 +530,9 @@ class FineTuneJobSpec(ApiModel):
         default=None, ge=1, description="Fail the run once it has been active this long."
     )
     retry_limit: int = Field(
-        default=3, ge=0, le=20,
+        default=3,
+        ge=0,
+        le=20,
         description="Retries after infrastructure failures (eviction, preemption, node loss). "
         "Configuration errors are never retried.",
     )

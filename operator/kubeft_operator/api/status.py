@@ -6,14 +6,14 @@ progress reporter (``progress``, ``metrics``), each through its own field manage
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import Field
 
 from kubeft_operator.api.base import ApiModel
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     PENDING = "Pending"
     QUEUED = "Queued"
     RUNNING = "Running"
