@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make lint`: static checks that CI runs before the tests. Called by hack/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo ">> ruff" >&2
+ruff check .
+ruff format --check .
+echo ">> mypy (strict, operator package)" >&2
+mypy
+echo ">> import contracts" >&2
+lint-imports
+echo ">> generated files are up to date" >&2
+python -m kubeft_operator.api.crd --check
