@@ -61,7 +61,9 @@ KUBERNETES_TYPES: dict[str, dict[str, Any]] = {
     "ResourceRequirements": _closed(
         {"requests": _QUANTITY_MAP, "limits": _QUANTITY_MAP, "claims": _list_of(_API_VALIDATED)}
     ),
-    "EnvVarList": _list_of(_closed({"name": _STRING, "value": _STRING, "valueFrom": _API_VALIDATED}, required=("name",))),
+    "EnvVarList": _list_of(
+        _closed({"name": _STRING, "value": _STRING, "valueFrom": _API_VALIDATED}, required=("name",))
+    ),
     "PodSecurityContext": _closed(
         {
             "runAsNonRoot": _BOOLEAN,
