@@ -138,7 +138,10 @@ def _parse_comment(lines: list[str], *, path: str) -> KeyDoc:
             schema_parts.append(text.removeprefix(_SCHEMA_MARK).strip())
         else:
             description.append(text.removeprefix(_DOC_START).removeprefix("#").strip())
-    return KeyDoc(description=" ".join(d for d in description if d), schema=_explicit_schema(schema_parts, path=path))
+    text = " ".join(d for d in description if d)
+    if not text:
+        raise ValuesError(f"`{path}` has an empty `# --` comment")
+    return KeyDoc(description=text, schema=_explicit_schema(schema_parts, path=path))
 
 
 def _explicit_schema(parts: list[str], *, path: str) -> dict[str, Any] | None:

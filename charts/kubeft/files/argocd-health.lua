@@ -1,6 +1,8 @@
 -- Argo CD health check for kubeft.io/FineTuneJob.
 -- Goes into argocd-cm under resource.customizations.health.kubeft.io_FineTuneJob (docs/argocd.md).
 -- Argo CD runs it with the live object as `obj` and reads the returned table's status and message.
+-- Scripts from argocd-cm get only Lua's base, table and package libraries (no string or math),
+-- so this one formats with `..`, `%` and tostring alone.
 --
 -- Health follows status.phase, the one phase the operator computes:
 --   Pending, Queued, Running -> Progressing   Succeeded -> Healthy
@@ -54,8 +56,11 @@ local function progress_message(progress)
     return nil
   end
   local parts = { "Training " .. progress.summary }
-  if progress.loss ~= nil then
-    table.insert(parts, string.format("loss %.4g", progress.loss))
+  local loss = tonumber(progress.loss)
+  if loss ~= nil then
+    -- Rounded to four decimals; `x - x % 1` is floor(x) without the math library.
+    local scaled = loss * 10000 + 0.5
+    table.insert(parts, "loss " .. tostring((scaled - scaled % 1) / 10000))
   end
   if nonempty(progress.eta) then
     table.insert(parts, "ETA " .. progress.eta)

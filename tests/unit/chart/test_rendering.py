@@ -1,0 +1,167 @@
+"""What `helm template` renders: the operator Deployment, its metrics Service and the optional ServiceMonitor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.chart import helm
+
+HA_VALUES = ("-f", str(helm.VALUES_DIR / "ha-monitoring.yaml"))
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition"}
+
+
+def _deployment(*options: str) -> dict[str, Any]:
+    (deployment,) = helm.find(helm.render(*options), "Deployment")
+    return deployment
+
+
+def _container(*options: str) -> dict[str, Any]:
+    (container,) = _deployment(*options)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _env(*options: str) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in _container(*options)["env"]}
+
+
+def test_defaults_render_the_operator_deployment_and_metrics_service_only() -> None:
+    kinds = sorted(obj["kind"] for obj in helm.render() if obj["kind"] in {"Deployment", "Service", "ServiceMonitor"})
+
+    assert kinds == ["Deployment", "Service"]
+
+
+def test_defaults_run_one_standalone_operator_replaced_not_rolled() -> None:
+    deployment = _deployment()
+
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--standalone" in _container()["args"]
+
+
+def test_operator_watches_all_namespaces_by_default() -> None:
+    assert "--all-namespaces" in _container()["args"]
+
+
+def test_watch_namespaces_become_namespace_flags() -> None:
+    args = _container("--set", "operator.watchNamespaces={team-a,team-b}")["args"]
+
+    assert "--all-namespaces" not in args
+    assert [a for a in args if a.startswith("--namespace=")] == ["--namespace=team-a", "--namespace=team-b"]
+
+
+def test_liveness_probe_hits_kopf_health_endpoint() -> None:
+    container = _container("--set", "operator.healthPort=8181")
+
+    assert "--liveness=http://0.0.0.0:8181/healthz" in container["args"]
+    assert {"name": "health", "containerPort": 8181, "protocol": "TCP"} in container["ports"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_operator_runs_the_kubeft_handlers_with_kopf() -> None:
+    container = _container()
+
+    assert container["command"] == ["kopf", "run"]
+    assert "--module=kubeft_operator.handlers" in container["args"]
+
+
+def test_image_tags_default_to_app_version() -> None:
+    assert _container()["image"] == "ghcr.io/kubeft/operator:0.1.0"
+    assert _env()["KUBEFT_TRAINER_IMAGE"] == "ghcr.io/kubeft/trainer:0.1.0"
+
+
+def test_trainer_defaults_reach_the_operator_as_env() -> None:
+    env = _env(
+        "--set",
+        "trainer.image.repository=registry.local/trainer,trainer.image.tag=dev,trainer.image.pullPolicy=Always",
+        "--set",
+        "trainer.defaultResources.gpus=2,trainer.defaultResources.cpu=8,trainer.defaultResources.memory=64Gi",
+    )
+
+    assert env["KUBEFT_TRAINER_IMAGE"] == "registry.local/trainer:dev"
+    assert env["KUBEFT_TRAINER_IMAGE_PULL_POLICY"] == "Always"
+    assert (env["KUBEFT_TRAINER_DEFAULT_GPUS"], env["KUBEFT_TRAINER_DEFAULT_CPU"]) == ("2", "8")
+    assert env["KUBEFT_TRAINER_DEFAULT_MEMORY"] == "64Gi"
+
+
+def test_metrics_port_is_exposed_passed_and_served() -> None:
+    objects = helm.render("--set", "metrics.port=9100")
+    (service,) = helm.find(objects, "Service")
+    (deployment,) = helm.find(objects, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in container["ports"]
+    assert {"name": "KUBEFT_METRICS_PORT", "value": "9100"} in container["env"]
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9100, "targetPort": "metrics", "protocol": "TCP"}]
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_pod_meets_the_restricted_pod_security_standard() -> None:
+    pod = _deployment()["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_operator_runs_as_the_chart_service_account_name() -> None:
+    assert _deployment()["spec"]["template"]["spec"]["serviceAccountName"] == "ft-kubeft-operator"
+
+
+def test_service_account_name_can_be_overridden() -> None:
+    pod = _deployment("--set", "serviceAccount.name=shared-sa")["spec"]["template"]["spec"]
+
+    assert pod["serviceAccountName"] == "shared-sa"
+
+
+def test_ha_values_run_two_peered_replicas_with_rolling_updates() -> None:
+    deployment = _deployment(*HA_VALUES)
+
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
+    assert "--peering=ft-kubeft" in _container(*HA_VALUES)["args"]
+    assert "--standalone" not in _container(*HA_VALUES)["args"]
+
+
+def test_ha_values_render_a_service_monitor_for_the_metrics_service() -> None:
+    objects = helm.render(*HA_VALUES)
+    (monitor,) = helm.find(objects, "ServiceMonitor")
+    (service,) = helm.find(objects, "Service")
+
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+    ]
+
+
+def test_several_replicas_without_peering_are_refused() -> None:
+    done = helm.run(*helm.template_args("--set", "operator.replicas=3"), check=False)
+
+    assert done.returncode != 0
+    assert "operator.replicas > 1 needs peering.enabled=true" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("log_level", "want_flag"), [("quiet", "--quiet"), ("verbose", "--verbose"), ("debug", "--debug")]
+)
+def test_log_level_becomes_a_kopf_flag(log_level: str, want_flag: str) -> None:
+    assert want_flag in _container("--set", f"operator.logLevel={log_level}")["args"]
+
+
+def test_common_labels_land_on_every_object() -> None:
+    objects = helm.render("--set", "commonLabels.team=ml", *HA_VALUES)
+
+    assert objects
+    assert all(obj["metadata"]["labels"]["team"] == "ml" for obj in objects)
+
+
+def test_every_namespaced_object_goes_to_the_release_namespace() -> None:
+    objects = helm.render(*HA_VALUES)
+
+    assert all(obj["metadata"]["namespace"] == helm.NAMESPACE for obj in objects if obj["kind"] not in CLUSTER_SCOPED)
