@@ -30,7 +30,7 @@ def test_notes_name_the_default_trainer_image() -> None:
 
 
 def test_notes_say_how_to_upgrade_crds() -> None:
-    assert "kubectl apply --server-side -f charts/kubeft/crds/" in helm.notes()
+    assert "kubectl apply --server-side --force-conflicts -f charts/kubeft/crds/" in helm.notes()
 
 
 def test_notes_warn_when_no_operator_runs() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -83,6 +84,26 @@ def test_trainer_defaults_reach_the_operator_as_env() -> None:
     assert env["KUBEFT_TRAINER_IMAGE_PULL_POLICY"] == "Always"
     assert (env["KUBEFT_TRAINER_DEFAULT_GPUS"], env["KUBEFT_TRAINER_DEFAULT_CPU"]) == ("2", "8")
     assert env["KUBEFT_TRAINER_DEFAULT_MEMORY"] == "64Gi"
+
+
+def test_trainer_env_reaches_the_operator_as_a_json_object_of_strings() -> None:
+    env = _env("--set", "trainer.env.HF_HUB_OFFLINE=1", "--set-string", 'trainer.env.QUOTED=a"b')
+
+    assert json.loads(env["KUBEFT_TRAINER_ENV"]) == {"HF_HUB_OFFLINE": "1", "QUOTED": 'a"b'}
+
+
+def test_hf_cache_claim_reaches_the_operator_only_when_set() -> None:
+    assert "KUBEFT_HF_CACHE_CLAIM" not in _env()
+    assert _env("--set", "trainer.hfCacheClaim=hf-cache")["KUBEFT_HF_CACHE_CLAIM"] == "hf-cache"
+
+
+def test_defaults_leave_trainer_env_unset() -> None:
+    assert "KUBEFT_TRAINER_ENV" not in _env()
+
+
+@pytest.mark.parametrize("log_format", ["plain", "full", "json"])
+def test_log_format_is_passed_to_kopf(log_format: str) -> None:
+    assert f"--log-format={log_format}" in _container("--set", f"operator.logFormat={log_format}")["args"]
 
 
 def test_metrics_port_is_exposed_passed_and_served() -> None:

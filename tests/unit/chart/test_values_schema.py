@@ -26,6 +26,20 @@ def test_schema_on_disk_matches_values_yaml() -> None:
     assert gen.SCHEMA.read_text() == gen.render(), "values.schema.json is stale: run python hack/gen_chart_schema.py"
 
 
+def test_readme_values_table_matches_values_yaml() -> None:
+    readme = gen.README.read_text()
+
+    assert readme == gen.render_readme(readme), "README values table is stale: run python hack/gen_chart_schema.py"
+
+
+def test_readme_values_table_lists_every_leaf_key_with_its_default() -> None:
+    table = gen.values_table(gen.VALUES.read_text())
+
+    assert '| `operator.image.repository` | `"ghcr.io/kubeft/operator"` | Operator image repository. |' in table
+    assert '| `trainer.defaultResources.memory` | `"32Gi"` |' in table
+    assert "| `operator.image` |" not in table
+
+
 def test_every_object_in_the_schema_states_what_else_it_accepts() -> None:
     unstated = [
         path for path, node in _objects(gen.build_schema(gen.VALUES.read_text())) if "additionalProperties" not in node
