@@ -1,0 +1,201 @@
+"""The real API server rejects invalid FineTuneJobs at `kubectl apply` time, naming the field.
+
+Runs against the local control plane (`make cluster-up`) with the generated CRD installed.
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+VALID: dict[str, Any] = {
+    "apiVersion": "kubeft.io/v1alpha1",
+    "kind": "FineTuneJob",
+    "metadata": {"name": "valid"},
+    "spec": {
+        "model": {"source": "org/model"},
+        "dataset": {"source": "s3://data/train.jsonl", "fields": {"text": "text"}},
+        "task": "CAUSAL_LM",
+        "method": {"type": "lora"},
+        "training": {"maxSteps": 10},
+        "output": {"s3": {"uri": "s3://adapters/run"}},
+    },
+}
+
+
+def _set(doc: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for key in parents:
+        doc = doc.setdefault(key, {})
+    if value is _DELETE:
+        doc.pop(leaf, None)
+    else:
+        doc[leaf] = value
+
+
+_DELETE = object()
+
+# (id, {dotted path: value}, substrings the error must contain: the field, then the reason)
+INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+    ("missing-model", {"spec.model": _DELETE}, ("spec.model", "Required value")),
+    ("unknown-method", {"spec.method.type": "fancy"}, ("spec.method.type", "Unsupported value")),
+    ("qlora-without-quantization", {"spec.method.type": "qlora"}, ("spec.model", "needs spec.model.quantization")),
+    ("epochs-and-max-steps", {"spec.training.epochs": 1}, ("spec.training", "exactly one of epochs and maxSteps")),
+    ("neither-epochs-nor-max-steps", {"spec.training.maxSteps": _DELETE}, ("spec.training", "exactly one")),
+    ("no-output", {"spec.output": {}}, ("spec.output", "at least one output")),
+    ("http-output-uri", {"spec.output.s3.uri": "http://bucket/run"}, ("spec.output.s3.uri", "s3://bucket/prefix")),
+    ("bare-bucket-output", {"spec.output.s3.uri": "s3://bucket/"}, ("spec.output.s3.uri", "bare bucket root")),
+    ("zero-rank", {"spec.method.lora": {"r": 0}}, ("spec.method.lora.r", "greater than or equal to 1")),
+    ("negative-rank", {"spec.method.lora": {"r": -8}}, ("spec.method.lora.r", "greater than or equal to 1")),
+    ("zero-learning-rate", {"spec.training.learningRate": 0}, ("spec.training.learningRate", "greater than 0")),
+    ("negative-learning-rate", {"spec.training.learningRate": -1e-4}, ("spec.training.learningRate", "greater")),
+    (
+        "seq-cls-without-label",
+        {"spec.task": "SEQ_CLS"},
+        ("spec.dataset.fields", "SEQ_CLS needs spec.dataset.fields.text and spec.dataset.fields.label"),
+    ),
+    ("file-dataset", {"spec.dataset.source": "file:///etc/passwd"}, ("spec.dataset.source", "file://")),
+    ("http-dataset", {"spec.dataset.source": "http://169.254.169.254/x"}, ("spec.dataset.source", "not allowed")),
+    ("http-model", {"spec.model.source": "https://evil.example/model"}, ("spec.model.source", "not allowed")),
+    (
+        "oversized-target-modules",
+        {"spec.method.lora": {"targetModules": [f"m{i}" for i in range(65)]}},
+        ("spec.method.lora.targetModules", "must have at most 64 items"),
+    ),
+    ("unknown-task", {"spec.task": "TRANSLATION"}, ("spec.task", "Unsupported value")),
+    (
+        "chat-with-seq2seq",
+        {
+            "spec.task": "SEQ_2_SEQ_LM",
+            "spec.dataset.fields": {"messages": "messages", "prompt": "p", "completion": "c"},
+        },
+        ("spec.dataset.fields.messages", "need task CAUSAL_LM"),
+    ),
+    ("lora-params-on-ia3", {"spec.method": {"type": "ia3", "lora": {"r": 8}}}, ("spec.method", "type lora or qlora")),
+    ("validation-fraction-too-big", {"spec.dataset.validationFraction": 0.9}, ("spec.dataset.validationFraction",)),
+    (
+        "two-validation-sources",
+        {"spec.dataset.validationFraction": 0.1, "spec.dataset.validationSource": "s3://data/val.jsonl"},
+        ("spec.dataset", "at most one of validationSource and validationFraction"),
+    ),
+    (
+        "prompt-init-text-missing",
+        {"spec.method": {"type": "promptTuning", "promptTuning": {"init": "text"}}},
+        ("spec.method.promptTuning", "init: text needs initText"),
+    ),
+    ("multi-node", {"spec.resources": {"nodes": 2}}, ("spec.resources.nodes", "less than or equal to 1")),
+    ("negative-gpus", {"spec.resources": {"gpus": -1}}, ("spec.resources.gpus", "greater than or equal to 0")),
+    (
+        "bad-hub-repo",
+        {"spec.output": {"hub": {"repo": "not a repo", "tokenSecretRef": {"name": "t"}}}},
+        ("spec.output.hub.repo", "should match"),
+    ),
+    (
+        "eval-steps-missing",
+        {"spec.training.evaluation": {"strategy": "steps"}},
+        ("spec.training.evaluation", "strategy: steps needs steps"),
+    ),
+    ("quantization-3-bit", {"spec.model.quantization": {"bits": 3}}, ("spec.model.quantization.bits", "Unsupported")),
+    ("dropout-above-one", {"spec.method.lora": {"dropout": 1.5}}, ("spec.method.lora.dropout", "less than 1")),
+    ("unknown-field", {"spec.training.learningRat": 1e-4}, ("spec.training.learningRat", "unknown field")),
+    (
+        "prompt-tuning-token-cls",
+        {
+            "spec.task": "TOKEN_CLS",
+            "spec.dataset.fields": {"tokens": "tokens", "tags": "tags"},
+            "spec.method": {"type": "promptTuning"},
+        },
+        ("spec.method.type", "prompt-learning methods"),
+    ),
+    ("ftp-endpoint", {"spec.storage": {"endpoint": "ftp://minio:9000"}}, ("spec.storage.endpoint", "should match")),
+    ("tensorboard-bucket-root", {"spec.tensorboard": {"uri": "s3://logs"}}, ("spec.tensorboard.uri", "s3://")),
+    ("name-too-long", {"metadata.name": "x" * 53}, ("metadata.name", "at most 52 characters")),
+]
+
+
+def _manifest(changes: dict[str, Any]) -> dict[str, Any]:
+    doc = copy.deepcopy(VALID)
+    for path, value in changes.items():
+        _set(doc, path, value)
+    return doc
+
+
+@pytest.fixture
+def apply(kubectl: Callable[..., subprocess.CompletedProcess[str]], namespace: str):
+    def run(doc: dict[str, Any], *, dry_run: bool = True) -> subprocess.CompletedProcess[str]:
+        args = ["apply", "-n", namespace, "-f", "-"]
+        if dry_run:
+            args.append("--dry-run=server")
+        return kubectl(*args, input=yaml.safe_dump(doc), check=False)
+
+    return run
+
+
+def test_there_are_at_least_25_invalid_cases():
+    assert len(INVALID) >= 25
+
+
+def test_valid_manifest_is_accepted(apply):
+    result = apply(VALID)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("changes", "want_in_error"), [(c, w) for _, c, w in INVALID], ids=[i for i, _, _ in INVALID])
+def test_invalid_manifest_is_rejected_naming_the_field(apply, changes, want_in_error):
+    result = apply(_manifest(changes))
+    assert result.returncode != 0, f"accepted: {changes}"
+    for want in want_in_error:
+        assert want in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_passes_server_side_dry_run(kubectl, namespace, path: Path):
+    result = kubectl("apply", "-n", namespace, "--dry-run=server", "-f", str(path), check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_training_spec_cannot_change_after_creation(apply):
+    created = apply(VALID, dry_run=False)
+    assert created.returncode == 0, created.stderr
+    changed = apply(_manifest({"spec.training.learningRate": 1e-3}), dry_run=False)
+    assert changed.returncode != 0
+    assert "spec.training" in changed.stderr and "immutable" in changed.stderr
+
+
+def test_adding_an_optional_section_after_creation_is_rejected(apply):
+    assert apply(VALID, dry_run=False).returncode == 0
+    changed = apply(_manifest({"spec.tensorboard": {"uri": "s3://logs/run"}}), dry_run=False)
+    assert changed.returncode != 0
+    assert "spec.tensorboard" in changed.stderr and "immutable" in changed.stderr
+
+
+def test_suspend_and_ttl_may_change_after_creation(apply):
+    assert apply(VALID, dry_run=False).returncode == 0
+    changed = apply(_manifest({"spec.suspend": True, "spec.ttlSecondsAfterFinished": 60}), dry_run=False)
+    assert changed.returncode == 0, changed.stderr
+
+
+def test_get_shows_printer_columns(kubectl, namespace, apply):
+    assert apply(VALID, dry_run=False).returncode == 0
+    header = kubectl("get", "ftj", "-n", namespace).stdout.splitlines()[0].split()
+    assert header[:6] == ["NAME", "PHASE", "PROGRESS", "LOSS", "MODEL", "METHOD"]
+    assert header[-1] == "AGE"
+
+
+def test_explain_shows_descriptions(kubectl):
+    out = kubectl("explain", "ftj.spec.method").stdout
+    assert "PEFT method" in out
+    assert "lora, qlora (LoRA on a quantized base)" in out
+    lora = kubectl("explain", "ftj.spec.method.lora.r").stdout
+    assert "Rank of the update matrices" in lora
