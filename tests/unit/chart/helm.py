@@ -26,9 +26,9 @@ def binary() -> str:
     return found
 
 
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """`helm ARGS...`; with check, fails the test with helm's stderr when it exits non-zero."""
-    done = subprocess.run([binary(), *args], capture_output=True, text=True, timeout=60, check=False)
+def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`helm ARGS...` (in `env`, e.g. a cluster's); with check, fails the test with helm's stderr on a non-zero exit."""
+    done = subprocess.run([binary(), *args], capture_output=True, text=True, timeout=120, check=False, env=env)
     if check:
         assert done.returncode == 0, f"helm {' '.join(args)} failed:\n{done.stderr}"
     return done
@@ -38,9 +38,9 @@ def template_args(*options: str, namespace: str = NAMESPACE) -> list[str]:
     return ["template", RELEASE, str(CHART), "--namespace", namespace, *options]
 
 
-def render(*options: str) -> list[dict[str, Any]]:
+def render(*options: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
     """The objects `helm template` renders with the given options (e.g. `--set`, `-f`)."""
-    out = run(*template_args(*options)).stdout
+    out = run(*template_args(*options, namespace=namespace)).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
