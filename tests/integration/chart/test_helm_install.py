@@ -46,25 +46,27 @@ def test_rendered_chart_passes_server_side_validation(
 
 @pytest.fixture
 def release(cluster: Cluster, namespace: str) -> Iterator[str]:
-    """A release name unique to the test; uninstalled afterwards, as its cluster-scoped RBAC outlives the namespace."""
+    """The chart installed under a release name unique to the test, with no operator pod. Uninstalled afterwards,
+    as its cluster-scoped RBAC outlives the namespace."""
     name = f"ft-{uuid.uuid4().hex[:6]}"
-    yield name
-    helm.run("uninstall", name, "--namespace", namespace, check=False, env=cluster.env)
-
-
-def test_helm_install_creates_the_operator_objects(cluster: Cluster, namespace: str, release: str) -> None:
-    helm.run(
+    install = (
         "install",
-        release,
+        name,
         str(helm.CHART),
         "--namespace",
         namespace,
         "--set",
         "operator.replicas=0",
         "--skip-crds",
-        env=cluster.env,
     )
+    try:
+        helm.run(*install, env=cluster.env)
+        yield name
+    finally:
+        helm.run("uninstall", name, "--namespace", namespace, check=False, env=cluster.env)
 
+
+def test_helm_install_creates_the_operator_objects(cluster: Cluster, namespace: str, release: str) -> None:
     deployment = cluster.get("deployment", f"{release}-kubeft-operator", "-n", namespace)
     service = cluster.get("service", f"{release}-kubeft-metrics", "-n", namespace)
     service_account = cluster.get("serviceaccount", f"{release}-kubeft-operator", "-n", namespace)
@@ -75,18 +77,6 @@ def test_helm_install_creates_the_operator_objects(cluster: Cluster, namespace: 
 
 
 def test_helm_install_reports_the_release_deployed(cluster: Cluster, namespace: str, release: str) -> None:
-    helm.run(
-        "install",
-        release,
-        str(helm.CHART),
-        "--namespace",
-        namespace,
-        "--set",
-        "operator.replicas=0",
-        "--skip-crds",
-        env=cluster.env,
-    )
-
     status = yaml.safe_load(helm.run("status", release, "--namespace", namespace, "-o", "yaml", env=cluster.env).stdout)
 
     assert status["info"]["status"] == "deployed"
