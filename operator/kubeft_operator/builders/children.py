@@ -1,0 +1,23 @@
+"""Every child object of a FineTuneJob, in the order the reconciler creates them.
+
+The Job comes last: once it exists, everything it mounts and runs as exists too, so the
+reconciler can treat "Job observed" as "all children created".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeft_operator import config
+from kubeft_operator.api import spec as spec_models
+from kubeft_operator.builders import config_map, job, meta, rbac
+
+
+def build(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, settings: config.Settings) -> list[dict[str, Any]]:
+    return [
+        config_map.build(owner, spec),
+        rbac.service_account(owner),
+        rbac.role(owner),
+        rbac.role_binding(owner),
+        job.build(owner, spec, settings=settings),
+    ]

@@ -1,0 +1,39 @@
+"""The ConfigMap ``NAME-config`` holding the trainer's config file (``config.yaml``).
+
+The document is the contract of docs/DESIGN.md: ``kind: TrainerConfig`` with the FineTuneJob's
+name, namespace and uid, and its spec in wire form with every default filled in. The trainer
+reads it back with ``FineTuneJobSpec.model_validate(doc["spec"])``. The ConfigMap is immutable,
+like the spec it renders.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from kubeft_operator.api import spec as spec_models
+from kubeft_operator.builders import meta
+
+TRAINER_CONFIG_KIND = "TrainerConfig"
+
+
+def render(owner: meta.Owner, spec: spec_models.FineTuneJobSpec) -> str:
+    """The trainer config file's text."""
+    doc = {
+        "apiVersion": meta.API_VERSION,
+        "kind": TRAINER_CONFIG_KIND,
+        "metadata": {"name": owner.name, "namespace": owner.namespace, "uid": owner.uid},
+        "spec": spec.wire(),
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def build(owner: meta.Owner, spec: spec_models.FineTuneJobSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta.metadata(owner, meta.config_map_name(owner.name)),
+        "immutable": True,
+        "data": {meta.CONFIG_KEY: render(owner, spec)},
+    }

@@ -1,0 +1,182 @@
+"""The batch/v1 Job ``NAME-train`` that runs the trainer, and the one change ever made to it.
+
+The Job follows the operator -> trainer contract of docs/DESIGN.md: container ``trainer``
+launched by ``accelerate``, config file mounted from ``NAME-config``, credentials only as
+``secretKeyRef``, exit codes 64/65 fail the Job at once through ``podFailurePolicy``, anything
+else counts toward ``backoffLimit = spec.retryLimit``. The pod meets the "restricted" Pod Security
+Standard. Once created, the pod template is never rewritten (Kueue may have injected node
+selectors into it); only ``spec.suspend`` is patched, by :func:`suspend_patch`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeft_operator import config
+from kubeft_operator.api import base as api_base
+from kubeft_operator.api import spec as spec_models
+from kubeft_operator.builders import meta
+
+WORKDIR = "/var/lib/kubeft"
+HF_HOME = "/var/cache/huggingface"
+# docs/DESIGN.md: 64 = user error (config, data), 65 = diverged. Neither improves with a retry.
+NO_RETRY_EXIT_CODES = [64, 65]
+TRAINER_UID = 1000
+
+
+def command(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> list[str]:
+    """The trainer's argv: the contract's launcher, or the operator's override, plus ``--config``."""
+    if settings.trainer_command is not None:
+        launcher = list(settings.trainer_command)
+    else:
+        processes = str(spec.resources.gpus or 1)
+        launcher = ["accelerate", "launch", "--num_processes", processes, "-m", "kubeft_trainer"]
+    return [*launcher, "--config", meta.CONFIG_PATH]
+
+
+def _secret_env(name: str, ref: api_base.SecretKeyRef | None, *, key: str | None = None) -> list[dict[str, Any]]:
+    if ref is None:
+        return []
+    return [{"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": key or ref.key}}}]
+
+
+def _field(path: str) -> dict[str, Any]:
+    return {"fieldRef": {"fieldPath": path}}
+
+
+def env(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> list[dict[str, Any]]:
+    """Environment of the trainer container. Secrets are referenced, never read or inlined."""
+    out: list[dict[str, Any]] = [
+        {"name": "KUBEFT_JOB_NAME", "value": owner.name},
+        {"name": "KUBEFT_NAMESPACE", "valueFrom": _field("metadata.namespace")},
+        {"name": "KUBEFT_POD_NAME", "valueFrom": _field("metadata.name")},
+        {"name": "HF_HOME", "value": HF_HOME},
+        {"name": "KUBEFT_WORKDIR", "value": WORKDIR},
+    ]
+    credentials = spec.storage.credentials_secret_ref if spec.storage else None
+    out += _secret_env("AWS_ACCESS_KEY_ID", credentials, key="AWS_ACCESS_KEY_ID")
+    out += _secret_env("AWS_SECRET_ACCESS_KEY", credentials, key="AWS_SECRET_ACCESS_KEY")
+    out += _secret_env("HF_TOKEN", spec.model.token_secret_ref)
+    out += _secret_env("KUBEFT_HUB_TOKEN", spec.output.hub.token_secret_ref if spec.output.hub else None)
+    taken = {item["name"] for item in out}
+    out += [{"name": name, "value": value} for name, value in settings.trainer_env if name not in taken]
+    return out
+
+
+def resources(spec: spec_models.FineTuneJobSpec) -> dict[str, Any]:
+    """CPU and memory as requests and limits; GPUs as a limit (the scheduler copies it to requests)."""
+    cpu_memory = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
+    limits: dict[str, Any] = dict(cpu_memory)
+    if spec.resources.gpus > 0:
+        limits[spec.resources.gpu_resource_name] = str(spec.resources.gpus)
+    return {"requests": dict(cpu_memory), "limits": limits}
+
+
+def volumes(owner: meta.Owner, settings: config.Settings) -> list[dict[str, Any]]:
+    """Config file, scratch space, and the model cache (a shared PVC when the operator has one)."""
+    claim = settings.hf_cache_claim
+    cache: dict[str, Any] = {"persistentVolumeClaim": {"claimName": claim}} if claim else {"emptyDir": {}}
+    return [
+        {"name": "config", "configMap": {"name": meta.config_map_name(owner.name)}},
+        {"name": "workdir", "emptyDir": {}},
+        {"name": "hf-cache", **cache},
+    ]
+
+
+def pod_spec(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> dict[str, Any]:
+    container = {
+        "name": meta.CONTAINER,
+        "image": spec.image or settings.trainer_image,
+        "imagePullPolicy": settings.trainer_image_pull_policy,
+        "command": command(spec, settings),
+        "env": env(owner, spec, settings),
+        "resources": resources(spec),
+        "volumeMounts": [
+            {"name": "config", "mountPath": meta.CONFIG_DIR, "readOnly": True},
+            {"name": "workdir", "mountPath": WORKDIR},
+            {"name": "hf-cache", "mountPath": HF_HOME},
+        ],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": meta.trainer_name(owner.name),
+        "automountServiceAccountToken": True,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": TRAINER_UID,
+            "runAsGroup": TRAINER_UID,
+            "fsGroup": TRAINER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes(owner, settings),
+    }
+    scheduling = spec.scheduling
+    if scheduling is not None:
+        if scheduling.node_selector:
+            pod["nodeSelector"] = dict(scheduling.node_selector)
+        if scheduling.tolerations:
+            pod["tolerations"] = [toleration.wire() for toleration in scheduling.tolerations]
+        if scheduling.priority_class_name:
+            pod["priorityClassName"] = scheduling.priority_class_name
+    return pod
+
+
+def build(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, settings: config.Settings) -> dict[str, Any]:
+    queue = spec.scheduling.queue_name if spec.scheduling else None
+    job_spec: dict[str, Any] = {
+        "backoffLimit": spec.retry_limit,
+        "completions": 1,
+        "parallelism": 1,
+        # With a queue, Kueue admits the Job by unsuspending it; without one, only the user suspends.
+        "suspend": spec.suspend or queue is not None,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": meta.CONTAINER,
+                        "operator": "In",
+                        "values": list(NO_RETRY_EXIT_CODES),
+                    },
+                }
+            ]
+        },
+        "template": {
+            "metadata": {"labels": meta.labels(owner)},
+            "spec": pod_spec(owner, spec, settings),
+        },
+    }
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta.metadata(
+            owner, meta.job_name(owner.name), extra_labels={meta.LABEL_QUEUE: queue} if queue else None
+        ),
+        "spec": job_spec,
+    }
+
+
+def suspend_patch(spec: spec_models.FineTuneJobSpec, job: dict[str, Any]) -> dict[str, Any] | None:
+    """The merge patch that brings the Job's ``spec.suspend`` in line with the FineTuneJob, if any.
+
+    ``spec.suspend: true`` always suspends. Resuming is ours only without a queue: with
+    ``queueName`` the Job stays suspended until Kueue admits it, and Kueue unsuspends it itself.
+    """
+    suspended = bool(job.get("spec", {}).get("suspend"))
+    queued = spec.scheduling is not None and spec.scheduling.queue_name is not None
+    if spec.suspend and not suspended:
+        return {"spec": {"suspend": True}}
+    if not spec.suspend and suspended and not queued:
+        return {"spec": {"suspend": False}}
+    return None

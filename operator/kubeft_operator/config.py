@@ -1,0 +1,123 @@
+"""Operator settings, read once from the environment into one frozen object.
+
+The Helm chart sets these variables on the operator Deployment; tests set them on the operator
+subprocess. :func:`Settings.from_env` is called by the startup handler in
+:mod:`kubeft_operator.handlers`; the builders receive the resulting object.
+
+| variable | meaning | default |
+|---|---|---|
+| ``KUBEFT_TRAINER_IMAGE`` | trainer image when ``spec.image`` is left out | ``ghcr.io/kubeft/trainer:0.1.0`` |
+| ``KUBEFT_TRAINER_IMAGE_PULL_POLICY`` | pull policy of trainer pods | ``IfNotPresent`` |
+| ``KUBEFT_TRAINER_COMMAND`` | JSON list replacing ``accelerate launch ... -m kubeft_trainer`` | unset |
+| ``KUBEFT_TRAINER_ENV`` | JSON object of extra plain env vars for trainer pods | ``{}`` |
+| ``KUBEFT_TRAINER_DEFAULT_GPUS``, ``_CPU``, ``_MEMORY`` | resources ``spec.resources`` leaves out | 1, 4, 32Gi |
+| ``KUBEFT_HF_CACHE_CLAIM`` | PersistentVolumeClaim mounted at ``HF_HOME`` instead of an emptyDir | unset |
+| ``KUBEFT_METRICS_PORT`` | Prometheus ``/metrics`` port; 0 turns it off | 9090 |
+| ``KUBEFT_PEERING_PRIORITY`` | kopf peering priority; unset: random, so replicas never tie | random |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from typing import overload
+
+import pydantic
+
+from kubeft_operator.api import spec as spec_models
+
+DEFAULT_TRAINER_IMAGE = "ghcr.io/kubeft/trainer:0.1.0"
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the operator can be configured with. Immutable once the operator runs."""
+
+    trainer_image: str = DEFAULT_TRAINER_IMAGE
+    trainer_image_pull_policy: str = "IfNotPresent"
+    # None: the contract's `accelerate launch --num_processes N -m kubeft_trainer`.
+    trainer_command: tuple[str, ...] | None = None
+    trainer_env: tuple[tuple[str, str], ...] = ()
+    default_gpus: int = 1
+    default_cpu: str = "4"
+    default_memory: str = "32Gi"
+    hf_cache_claim: str | None = None
+    metrics_port: int = 9090
+    peering_priority: int | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the ``KUBEFT_*`` variables; raise ``ValueError`` naming a variable that is malformed."""
+        env = os.environ if environ is None else environ
+        base = cls()
+        pull_policy = env.get("KUBEFT_TRAINER_IMAGE_PULL_POLICY", base.trainer_image_pull_policy)
+        if pull_policy not in PULL_POLICIES:
+            raise ValueError(f"`KUBEFT_TRAINER_IMAGE_PULL_POLICY` must be one of {', '.join(PULL_POLICIES)}")
+        settings = cls(
+            trainer_image=env.get("KUBEFT_TRAINER_IMAGE") or base.trainer_image,
+            trainer_image_pull_policy=pull_policy,
+            trainer_command=_command(env.get("KUBEFT_TRAINER_COMMAND")),
+            trainer_env=_plain_env(env.get("KUBEFT_TRAINER_ENV")),
+            default_gpus=_int(env, "KUBEFT_TRAINER_DEFAULT_GPUS", base.default_gpus),
+            default_cpu=env.get("KUBEFT_TRAINER_DEFAULT_CPU") or base.default_cpu,
+            default_memory=env.get("KUBEFT_TRAINER_DEFAULT_MEMORY") or base.default_memory,
+            hf_cache_claim=env.get("KUBEFT_HF_CACHE_CLAIM") or None,
+            metrics_port=_int(env, "KUBEFT_METRICS_PORT", base.metrics_port),
+            peering_priority=_int(env, "KUBEFT_PEERING_PRIORITY", None),
+        )
+        try:
+            spec_models.ResourcesSpec(
+                gpus=settings.default_gpus, cpu=settings.default_cpu, memory=settings.default_memory
+            )
+        except pydantic.ValidationError as err:
+            first = err.errors()[0]
+            raise ValueError(f"`KUBEFT_TRAINER_DEFAULT_{str(first['loc'][0]).upper()}`: {first['msg']}") from None
+        return settings
+
+
+@overload
+def _int(env: Mapping[str, str], name: str, default: int) -> int: ...
+
+
+@overload
+def _int(env: Mapping[str, str], name: str, default: None) -> int | None: ...
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"`{name}` must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"`{name}` must not be negative, got {value}")
+    return value
+
+
+def _command(raw: str | None) -> tuple[str, ...] | None:
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, list) or not value or not all(isinstance(part, str) for part in value):
+        raise ValueError('`KUBEFT_TRAINER_COMMAND` must be a non-empty JSON list of strings, e.g. ["python", "x.py"]')
+    return tuple(value)
+
+
+def _plain_env(raw: str | None) -> tuple[tuple[str, str], ...]:
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError('`KUBEFT_TRAINER_ENV` must be a JSON object of strings, e.g. {"HF_HUB_OFFLINE": "1"}')
+    return tuple(sorted(value.items()))

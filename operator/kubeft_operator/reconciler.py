@@ -1,0 +1,347 @@
+"""Level-triggered reconciliation of one FineTuneJob: observe, create what is missing, report.
+
+:mod:`kubeft_operator.handlers` calls :meth:`Reconciler.reconcile` on every watch event of a
+FineTuneJob, of its Job and of its pods. Each call reads the freshest known state (kopf's
+in-memory indices, or what this process itself last wrote), then:
+
+1. stops if the FineTuneJob is Succeeded or Failed (and deletes it once its TTL is over);
+2. creates the missing children with deterministic names (AlreadyExists: adopt ours, refuse
+   others'), or aligns the Job's ``spec.suspend`` with ``spec.suspend``;
+3. computes the status (:func:`kubeft_operator.status.compute`) and merge-patches only what changed;
+4. posts the Events of the transition, then arms one timer if something must be looked at later
+   (a retry after an error, a settling Job, a TTL).
+
+Nothing is remembered across restarts, and nothing needs to be: names are deterministic, the
+status is recomputed from what exists, and "finished" is read from the FineTuneJob's own status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import pydantic
+
+from kubeft_operator import config, metrics, status
+from kubeft_operator.api import spec as spec_models
+from kubeft_operator.builders import children, defaults, event, meta
+from kubeft_operator.builders import job as job_builder
+from kubeft_operator.k8s import errors
+
+Key = tuple[str, str]
+MAX_BACKOFF_SECONDS = 300.0
+
+logger = logging.getLogger(__name__)
+
+
+class Api(Protocol):
+    """What the reconciler needs from the API server; :class:`kubeft_operator.k8s.client.Api`."""
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def read(self, obj: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def delete_finetunejob(self, namespace: str, name: str) -> None: ...
+
+    async def post_event(self, event: dict[str, Any]) -> None: ...
+
+
+class View(Protocol):
+    """The watched state, kept current by kopf's indices; see :mod:`kubeft_operator.handlers`."""
+
+    def finetunejob(self, key: Key) -> Mapping[str, Any] | None: ...
+
+    def jobs(self, key: Key) -> Sequence[Mapping[str, Any]]: ...
+
+    def pods(self, key: Key) -> Sequence[Mapping[str, Any]]: ...
+
+
+class _Gone(Exception):
+    """The FineTuneJob was deleted or finished while the watch had not told us yet."""
+
+
+def rfc3339(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _resource_version(obj: Mapping[str, Any] | None) -> int:
+    """resourceVersion as a number, to tell which of two copies is newer (etcd revisions are)."""
+    try:
+        return int((obj or {}).get("metadata", {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def _newer(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return a if _resource_version(a) >= _resource_version(b) else b
+
+
+class Reconciler:
+    """One per operator process; holds per-FineTuneJob locks, timers and what it last wrote."""
+
+    def __init__(
+        self,
+        api: Api,
+        view: View,
+        settings: config.Settings,
+        *,
+        instance: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._api = api
+        self._view = view
+        self._settings = settings
+        self._instance = instance
+        self._clock = clock
+        self._locks: dict[Key, asyncio.Lock] = {}
+        # Our own writes, newer than the watch until it catches up (compared by resourceVersion).
+        self._written: dict[Key, Mapping[str, Any]] = {}
+        self._jobs: dict[Key, Mapping[str, Any]] = {}
+        self._checkpoints: dict[Key, tuple[str, int | None]] = {}
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._failures: dict[Key, int] = {}
+        self._phases: dict[Key, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------------- entry points
+
+    async def reconcile(self, key: Key) -> None:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            started = time.perf_counter()
+            try:
+                wake_after = await self._reconcile(key)
+            except _Gone:
+                wake_after = None
+            except Exception:
+                metrics.RECONCILE_ERRORS.inc()
+                failures = self._failures[key] = self._failures.get(key, 0) + 1
+                wake_after = min(2.0 ** (failures - 1), MAX_BACKOFF_SECONDS)
+                logger.exception("reconciling FineTuneJob %s/%s failed; retrying in %.0fs", *key, wake_after)
+            finally:
+                metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+            self._wake(key, wake_after)
+
+    def forget(self, key: Key) -> None:
+        """The FineTuneJob is gone: drop everything kept for it."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._written.pop(key, None)
+        self._jobs.pop(key, None)
+        self._checkpoints.pop(key, None)
+        self._failures.pop(key, None)
+        self._phases.pop(key, None)
+        lock = self._locks.get(key)
+        if lock is not None and not lock.locked():
+            del self._locks[key]
+
+    def forget_job(self, key: Key, uid: str) -> None:
+        """The Job with ``uid`` was deleted: stop trusting our copy of it."""
+        job = self._jobs.get(key)
+        if job is not None and job.get("metadata", {}).get("uid") == uid:
+            del self._jobs[key]
+
+    def phases(self) -> Iterable[str]:
+        return list(self._phases.values())
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    # --------------------------------------------------------------------------- internals
+
+    def _now(self) -> str:
+        return rfc3339(self._clock())
+
+    def _wake(self, key: Key, delay: float | None) -> None:
+        """Arm the one timer of ``key`` (replacing an earlier one), or disarm it."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        if delay is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timers[key] = loop.call_later(max(delay, 0.0), self._fire, key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        task = asyncio.get_running_loop().create_task(self.reconcile(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _finetunejob(self, key: Key) -> Mapping[str, Any] | None:
+        seen = self._view.finetunejob(key)
+        written = self._written.get(key)
+        if seen is None:
+            return None
+        if written is not None and written["metadata"].get("uid") != seen["metadata"].get("uid"):
+            del self._written[key]
+            written = None
+        newest = _newer(seen, written)
+        if newest is written and written is not None:
+            return {**seen, "status": written.get("status") or {}}
+        return seen
+
+    def _job(self, key: Key, uid: str) -> Mapping[str, Any] | None:
+        seen = None
+        for candidate in self._view.jobs(key):
+            if meta.is_owned_by(dict(candidate), uid):
+                seen = _newer(seen, candidate)
+        ours = self._jobs.get(key)
+        if ours is not None and not meta.is_owned_by(dict(ours), uid):
+            ours = None
+        return _newer(seen, ours)
+
+    def _parse(self, body: Mapping[str, Any]) -> tuple[spec_models.FineTuneJobSpec | None, str | None]:
+        try:
+            parsed = spec_models.FineTuneJobSpec.model_validate(body.get("spec") or {})
+        except pydantic.ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            return None, f"spec.{where}: {first['msg']}"
+        return defaults.apply(parsed, self._settings), None
+
+    async def _reconcile(self, key: Key) -> float | None:
+        body = self._finetunejob(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        md = body["metadata"]
+        owner = meta.Owner(name=md["name"], namespace=md["namespace"], uid=md["uid"])
+        current: Mapping[str, Any] = body.get("status") or {}
+        now = self._now()
+        await self._post_checkpoint(key, owner, current, now=now)
+        if status.is_terminal(current):
+            self._phases[key] = current["phase"]
+            self._failures.pop(key, None)
+            return await self._expire(owner, body, now=now)
+
+        spec, spec_error = self._parse(body)
+        job = self._job(key, owner.uid)
+        create_error = None
+        if spec is not None and job is None:
+            job, create_error = await self._create_children(key, owner, spec, current)
+        elif spec is not None and job is not None:
+            job = await self._sync_suspend(key, owner, spec, job)
+        pods = self._view.pods(key) if job is not None else ()
+        observed = status.Observed(
+            name=owner.name,
+            generation=int(md.get("generation") or 0),
+            status=current,
+            spec=spec,
+            spec_error=spec_error,
+            job=job,
+            pods=pods,
+            create_error=create_error,
+        )
+        result = status.compute(observed, now=now)
+        patch = status.changes(current, result.status)
+        new = {**current, **result.status}
+        if patch:
+            try:
+                updated = await self._api.patch_status(owner.namespace, owner.name, patch)
+            except errors.NotFound:
+                raise _Gone from None
+            self._written[key] = {"metadata": updated.get("metadata", {}), "status": updated.get("status") or {}}
+            new = dict(updated.get("status") or new)
+            logger.info("FineTuneJob %s/%s is %s", owner.namespace, owner.name, new.get("phase"))
+        self._phases[key] = str(new.get("phase") or "Pending")
+        for item in status.transitions(current, new):
+            await self._post(owner, item, now=now)
+
+        if create_error is not None:
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
+            return min(2.0 ** (failures - 1), MAX_BACKOFF_SECONDS)
+        self._failures.pop(key, None)
+        if status.is_terminal(new):
+            return await self._expire(owner, {**body, "status": new}, now=now)
+        return result.requeue_after
+
+    async def _create_children(
+        self, key: Key, owner: meta.Owner, spec: spec_models.FineTuneJobSpec, current: Mapping[str, Any]
+    ) -> tuple[Mapping[str, Any] | None, str | None]:
+        """Create (or adopt) every child; returns the Job, or why a child could not be created."""
+        if current.get("children"):
+            # We made children before and the Job is missing now: make sure the watch is not
+            # simply behind a deletion of the FineTuneJob itself before making a new Job.
+            fresh = await self._api.get_finetunejob(owner.namespace, owner.name)
+            if fresh is None or fresh["metadata"].get("uid") != owner.uid or fresh["metadata"].get("deletionTimestamp"):
+                raise _Gone
+            if status.is_terminal(fresh.get("status") or {}):
+                raise _Gone
+        created: dict[str, Any] = {}
+        for obj in children.build(owner, spec, settings=self._settings):
+            what = f"{obj['kind']} {obj['metadata']['name']}"
+            try:
+                created = await self._api.create(obj)
+            except errors.AlreadyExists:
+                existing = await self._api.read(obj)
+                if existing is None:
+                    return None, f"{what} was being deleted; retrying"
+                if not meta.is_owned_by(existing, owner.uid):
+                    return None, (
+                        f"{what} already exists and does not belong to this FineTuneJob; "
+                        "delete it or give the FineTuneJob another name"
+                    )
+                created = existing
+            except errors.ApiFailure as err:
+                return None, str(err)
+        job = status.job_view(created)
+        self._jobs[key] = job
+        return job, None
+
+    async def _sync_suspend(
+        self, key: Key, owner: meta.Owner, spec: spec_models.FineTuneJobSpec, job: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        patch = job_builder.suspend_patch(spec, dict(job))
+        if patch is None:
+            return job
+        updated = status.job_view(await self._api.patch_job(owner.namespace, meta.job_name(owner.name), patch))
+        self._jobs[key] = updated
+        return updated
+
+    async def _expire(self, owner: meta.Owner, body: Mapping[str, Any], *, now: str) -> float | None:
+        """Delete a finished FineTuneJob whose TTL is over; else say when to look again."""
+        remaining = status.ttl_remaining(body.get("status") or {}, body.get("spec") or {}, now=now)
+        if remaining is None or remaining > 0:
+            return remaining
+        logger.info("FineTuneJob %s/%s: ttlSecondsAfterFinished is over, deleting it", owner.namespace, owner.name)
+        await self._api.delete_finetunejob(owner.namespace, owner.name)
+        return None
+
+    async def _post_checkpoint(self, key: Key, owner: meta.Owner, current: Mapping[str, Any], *, now: str) -> None:
+        step = status.checkpoint_step(current)
+        seen_uid, previous = self._checkpoints.get(key, (owner.uid, None))
+        self._checkpoints[key] = (owner.uid, step)
+        item = status.checkpointed(previous if seen_uid == owner.uid else None, step)
+        if item is not None:
+            await self._post(owner, item, now=now)
+
+    async def _post(self, owner: meta.Owner, item: status.Event, *, now: str) -> None:
+        """Post an Event; best effort, as in Kubernetes itself: a lost Event never fails a reconcile."""
+        body = event.build(
+            owner,
+            type=item.type,
+            reason=item.reason,
+            message=item.message,
+            now=now,
+            suffix=f"{time.time_ns():x}",
+            instance=self._instance,
+        )
+        try:
+            await self._api.post_event(body)
+        except errors.ApiFailure as err:
+            logger.warning("could not post Event %s for %s/%s: %s", item.reason, owner.namespace, owner.name, err)

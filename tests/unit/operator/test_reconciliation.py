@@ -1,0 +1,353 @@
+"""Reconciler against an in-memory API: what gets written, when, and what never does."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from kubeft_operator import config, reconciler, status
+from kubeft_operator.builders import meta
+from kubeft_operator.k8s import errors
+from tests.unit.operator import factories
+
+KEY = ("team-a", "demo")
+T0 = 1767225600.0  # 2026-01-01T00:00:00Z
+
+
+class FakeApi:
+    """Objects by (kind, name), every write recorded as (verb, kind, name)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes: list[tuple[str, str, str]] = []
+        self.events: list[dict[str, Any]] = []
+        self.fail_create: dict[str, errors.ApiFailure] = {}
+        self.finetunejob: dict[str, Any] | None = None
+        self._rv = 100
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        self.writes.append(("create", kind, name))
+        if kind in self.fail_create:
+            raise self.fail_create[kind]
+        if (kind, name) in self.objects:
+            raise errors.AlreadyExists(f"{kind} {name} exists", code=409)
+        stored = copy.deepcopy(obj)
+        stored["metadata"].update(uid=f"{kind}-uid", resourceVersion=self._next_rv())
+        self.objects[kind, name] = stored
+        return copy.deepcopy(stored)
+
+    async def read(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        return copy.deepcopy(self.objects.get((obj["kind"], obj["metadata"]["name"])))
+
+    async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.writes.append(("patch", "Job", name))
+        job = self.objects["Job", name]
+        job["spec"].update(patch["spec"])
+        job["metadata"]["resourceVersion"] = self._next_rv()
+        return copy.deepcopy(job)
+
+    async def patch_status(self, namespace: str, name: str, status_patch: dict[str, Any]) -> dict[str, Any]:
+        self.writes.append(("patch", "FineTuneJob/status", name))
+        if self.finetunejob is None:
+            raise errors.NotFound("gone", code=404)
+        self.finetunejob.setdefault("status", {}).update(copy.deepcopy(status_patch))
+        self.finetunejob["metadata"]["resourceVersion"] = self._next_rv()
+        return copy.deepcopy(self.finetunejob)
+
+    async def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.finetunejob)
+
+    async def delete_finetunejob(self, namespace: str, name: str) -> None:
+        self.writes.append(("delete", "FineTuneJob", name))
+        self.finetunejob = None
+
+    async def post_event(self, event: dict[str, Any]) -> None:
+        self.writes.append(("create", "Event", event["reason"]))
+        self.events.append(event)
+
+
+class FakeView:
+    """What the watches would show; tests decide how far behind they are."""
+
+    def __init__(self) -> None:
+        self.ftj: dict[str, Any] | None = None
+        self.job_bodies: list[dict[str, Any]] = []
+        self.pod_bodies: list[dict[str, Any]] = []
+
+    def finetunejob(self, key: reconciler.Key) -> Mapping[str, Any] | None:
+        return copy.deepcopy(self.ftj)
+
+    def jobs(self, key: reconciler.Key) -> Sequence[Mapping[str, Any]]:
+        return [status.job_view(j) for j in self.job_bodies]
+
+    def pods(self, key: reconciler.Key) -> Sequence[Mapping[str, Any]]:
+        return list(self.pod_bodies)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def finetunejob(*, spec_patch: dict[str, Any] | None = None, **status_fields: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "demo", "namespace": "team-a", "uid": "uid-1", "generation": 1, "resourceVersion": "50"},
+        "spec": factories.merge(factories.MINIMAL, spec_patch or {}),
+        "status": status_fields,
+    }
+
+
+@pytest.fixture
+def world():
+    api, view, clock = FakeApi(), FakeView(), Clock()
+    rec = reconciler.Reconciler(api, view, config.Settings(), instance="test", clock=clock)
+    return api, view, clock, rec
+
+
+def run(rec: reconciler.Reconciler, *, close: bool = True) -> None:
+    async def go() -> None:
+        await rec.reconcile(KEY)
+        if close:
+            rec.close()
+
+    asyncio.run(go())
+
+
+def watch_catches_up(api: FakeApi, view: FakeView) -> None:
+    view.ftj = copy.deepcopy(api.finetunejob)
+    view.job_bodies = [copy.deepcopy(o) for (kind, _), o in api.objects.items() if kind == "Job"]
+
+
+def test_new_finetunejob_creates_children_and_reports_pending(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    run(rec)
+    assert api.writes == [
+        ("create", "ConfigMap", "demo-config"),
+        ("create", "ServiceAccount", "demo-trainer"),
+        ("create", "Role", "demo-trainer"),
+        ("create", "RoleBinding", "demo-trainer"),
+        ("create", "Job", "demo-train"),
+        ("patch", "FineTuneJob/status", "demo"),
+        ("create", "Event", "Created"),
+    ]
+    assert api.finetunejob["status"]["phase"] == "Pending"
+
+
+def test_unchanged_world_writes_nothing(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    run(rec)
+    watch_catches_up(api, view)
+    before = len(api.writes)
+    run(rec)
+    assert api.writes[before:] == []
+
+
+def test_own_status_write_counts_while_the_watch_is_behind(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    run(rec)
+    before = len(api.writes)
+    run(rec)  # the view still shows no status and no Job
+    assert api.writes[before:] == []
+
+
+def test_restart_after_partial_creation_adopts_and_makes_one_job(world):
+    api, view, _, _ = world
+    api.finetunejob = view.ftj = finetunejob()
+    first = reconciler.Reconciler(api, view, config.Settings(), instance="a")
+    api.fail_create["Role"] = errors.ApiFailure("connection reset")
+    run(first)
+    del api.fail_create["Role"]
+    restarted = reconciler.Reconciler(api, view, config.Settings(), instance="b")
+    watch_catches_up(api, view)
+    run(restarted)
+    assert [k for k in api.objects if k[0] == "Job"] == [("Job", "demo-train")]
+    assert api.finetunejob["status"]["conditions"][0]["type"] == "Created"
+    assert api.finetunejob["status"]["conditions"][0]["status"] == "True"
+
+
+def test_creation_failure_still_sets_initial_conditions_with_the_error(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    api.fail_create["Job"] = errors.ApiFailure('creating Job team-a/demo-train: admission webhook "x" denied it')
+    run(rec)
+    created = api.finetunejob["status"]["conditions"][0]
+    assert api.finetunejob["status"]["phase"] == "Pending"
+    assert (created["type"], created["status"], created["reason"]) == ("Created", "False", "CreateFailed")
+    assert "denied" in created["message"]
+
+
+def test_creation_failure_is_retried_with_backoff(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    api.fail_create["Job"] = errors.ApiFailure("boom")
+
+    async def go() -> float:
+        await rec.reconcile(KEY)
+        when = rec._timers[KEY].when() - asyncio.get_running_loop().time()
+        rec.close()
+        return when
+
+    assert 0 < asyncio.run(go()) <= 1.0
+
+
+def test_child_owned_by_someone_else_is_not_adopted(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    api.objects["ConfigMap", "demo-config"] = {"metadata": {"name": "demo-config", "ownerReferences": []}}
+    run(rec)
+    created = api.finetunejob["status"]["conditions"][0]
+    assert created["status"] == "False"
+    assert "does not belong to this FineTuneJob" in created["message"]
+    assert ("Job", "demo-train") not in api.objects
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_finished_finetunejob_never_gets_a_new_job(world, phase):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob(phase=phase, completionTime="2026-01-01T00:00:00Z")
+    run(rec)
+    assert api.writes == []
+
+
+def test_missing_job_is_not_recreated_when_the_finetunejob_is_actually_gone(world):
+    api, view, _, rec = world
+    view.ftj = finetunejob(phase="Running", children={"job": "demo-train"})
+    api.finetunejob = None
+    run(rec)
+    assert api.writes == []
+
+
+def test_suspend_patches_the_job_and_reports_suspended(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    run(rec)
+    watch_catches_up(api, view)
+    api.finetunejob["spec"]["suspend"] = True
+    api.finetunejob["metadata"]["generation"] = 2
+    watch_catches_up(api, view)
+    run(rec)
+    assert api.objects["Job", "demo-train"]["spec"]["suspend"] is True
+    assert api.finetunejob["status"]["phase"] == "Suspended"
+    assert ("create", "Event", "Suspended") in api.writes
+
+
+def test_kueue_queued_job_is_not_resumed_by_the_operator(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"scheduling": {"queueName": "q"}})
+    run(rec)
+    watch_catches_up(api, view)
+    run(rec)
+    assert ("patch", "Job", "demo-train") not in api.writes
+    assert api.finetunejob["status"]["phase"] == "Queued"
+
+
+def test_finished_finetunejob_is_deleted_once_its_ttl_is_over(world):
+    api, view, clock, rec = world
+    api.finetunejob = view.ftj = finetunejob(
+        spec_patch={"ttlSecondsAfterFinished": 30}, phase="Succeeded", completionTime="2026-01-01T00:00:00Z"
+    )
+    clock.now = T0 + 10
+    run(rec)
+    assert api.writes == []
+    clock.now = T0 + 31
+    run(rec)
+    assert api.writes == [("delete", "FineTuneJob", "demo")]
+
+
+def test_ttl_arms_a_timer_for_when_it_expires(world):
+    api, view, clock, rec = world
+    api.finetunejob = view.ftj = finetunejob(
+        spec_patch={"ttlSecondsAfterFinished": 30}, phase="Failed", completionTime="2026-01-01T00:00:00Z"
+    )
+    clock.now = T0 + 10
+
+    async def go() -> float:
+        await rec.reconcile(KEY)
+        when = rec._timers[KEY].when() - asyncio.get_running_loop().time()
+        rec.close()
+        return when
+
+    assert asyncio.run(go()) == pytest.approx(20, abs=0.5)
+
+
+def test_checkpoint_advance_posts_an_event(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    run(rec)
+    watch_catches_up(api, view)
+    view.ftj["status"]["progress"] = {"step": 10, "lastCheckpointStep": 10}
+    view.ftj["metadata"]["resourceVersion"] = "500"
+    run(rec)
+    view.ftj["status"]["progress"] = {"step": 20, "lastCheckpointStep": 20}
+    view.ftj["metadata"]["resourceVersion"] = "501"
+    run(rec)
+    checkpoints = [e["message"] for e in api.events if e["reason"] == "Checkpointed"]
+    assert checkpoints == ["durable checkpoint saved at step 20"]
+
+
+def test_events_reference_the_finetunejob(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    run(rec)
+    (event,) = api.events
+    assert event["involvedObject"] == {
+        "apiVersion": "kubeft.io/v1alpha1",
+        "kind": "FineTuneJob",
+        "name": "demo",
+        "namespace": "team-a",
+        "uid": "uid-1",
+    }
+    assert event["metadata"]["namespace"] == "team-a"
+
+
+def test_job_of_another_finetunejob_with_the_same_name_is_ignored(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    stale = factories.job(owner_uid="old-uid")
+    view.job_bodies = [{**stale, "metadata": {**stale["metadata"], "name": meta.job_name("demo")}}]
+    run(rec)
+    assert ("create", "Job", "demo-train") in api.writes
+
+
+def test_writes_over_a_successful_life_stay_within_budget(world):
+    api, view, clock, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    run(rec)
+    watch_catches_up(api, view)
+    job_uid = api.objects["Job", "demo-train"]["metadata"]["uid"]
+    view.pod_bodies = [factories.pod("Pending", job_uid=job_uid)]
+    run(rec)
+    view.pod_bodies = [factories.pod("Running", job_uid=job_uid)]
+    run(rec)
+    watch_catches_up(api, view)
+    clock.now = T0 + 600
+    report = {"result": "Succeeded", "artifact": {"uri": "s3://bucket/prefix"}}
+    api.objects["Job", "demo-train"]["status"] = {
+        "conditions": [factories.job_condition("Complete")],
+        "completionTime": "2026-01-01T00:09:00Z",
+    }
+    watch_catches_up(api, view)
+    view.pod_bodies = [factories.pod("Succeeded", job_uid=job_uid, terminated=factories.terminated(0, report))]
+    run(rec)
+    watch_catches_up(api, view)
+    run(rec)
+    assert api.finetunejob["status"]["phase"] == "Succeeded"
+    assert api.finetunejob["status"]["artifact"] == {"uri": "s3://bucket/prefix"}
+    non_event_writes = [w for w in api.writes if w[1] != "Event"]
+    assert len(non_event_writes) == 8
+    assert [w[2] for w in api.writes if w[1] == "Event"] == ["Created", "Started", "Succeeded"]

@@ -1,0 +1,74 @@
+"""Operator settings from the environment, and the operator's resource defaults folded into a spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubeft_operator import config
+from kubeft_operator.api import spec as spec_models
+from kubeft_operator.builders import defaults
+from tests.unit.operator import factories
+
+
+def test_empty_environment_gives_the_documented_defaults():
+    assert config.Settings.from_env({}) == config.Settings()
+
+
+def test_environment_overrides_each_setting():
+    settings = config.Settings.from_env(
+        {
+            "KUBEFT_TRAINER_IMAGE": "r/t:1",
+            "KUBEFT_TRAINER_IMAGE_PULL_POLICY": "Always",
+            "KUBEFT_TRAINER_COMMAND": '["python", "/x.py"]',
+            "KUBEFT_TRAINER_ENV": '{"B": "2", "A": "1"}',
+            "KUBEFT_TRAINER_DEFAULT_GPUS": "0",
+            "KUBEFT_TRAINER_DEFAULT_CPU": "2",
+            "KUBEFT_TRAINER_DEFAULT_MEMORY": "8Gi",
+            "KUBEFT_HF_CACHE_CLAIM": "hf",
+            "KUBEFT_METRICS_PORT": "0",
+            "KUBEFT_PEERING_PRIORITY": "7",
+        }
+    )
+    assert settings == config.Settings(
+        trainer_image="r/t:1",
+        trainer_image_pull_policy="Always",
+        trainer_command=("python", "/x.py"),
+        trainer_env=(("A", "1"), ("B", "2")),
+        default_gpus=0,
+        default_cpu="2",
+        default_memory="8Gi",
+        hf_cache_claim="hf",
+        metrics_port=0,
+        peering_priority=7,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("KUBEFT_TRAINER_COMMAND", "python x.py"),
+        ("KUBEFT_TRAINER_COMMAND", "[]"),
+        ("KUBEFT_TRAINER_ENV", '{"A": 1}'),
+        ("KUBEFT_METRICS_PORT", "http"),
+        ("KUBEFT_TRAINER_DEFAULT_GPUS", "-1"),
+        ("KUBEFT_TRAINER_DEFAULT_MEMORY", "a lot"),
+        ("KUBEFT_TRAINER_IMAGE_PULL_POLICY", "Sometimes"),
+    ],
+)
+def test_malformed_variable_is_named_in_the_error(variable, value):
+    with pytest.raises(ValueError, match=variable):
+        config.Settings.from_env({variable: value})
+
+
+def test_operator_defaults_fill_resources_the_user_left_out():
+    raw = {k: v for k, v in factories.MINIMAL.items() if k != "resources"}
+    spec = spec_models.FineTuneJobSpec.model_validate(raw)
+    applied = defaults.apply(spec, config.Settings(default_gpus=0, default_cpu="2", default_memory="8Gi"))
+    assert (applied.resources.gpus, applied.resources.cpu, applied.resources.memory) == (0, "2", "8Gi")
+
+
+def test_resources_the_user_set_win_over_operator_defaults():
+    raw = {**factories.MINIMAL, "resources": {"gpus": 2}}
+    spec = spec_models.FineTuneJobSpec.model_validate(raw)
+    applied = defaults.apply(spec, config.Settings(default_gpus=0, default_cpu="2", default_memory="8Gi"))
+    assert (applied.resources.gpus, applied.resources.cpu, applied.resources.memory) == (2, "2", "8Gi")
