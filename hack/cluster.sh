@@ -35,7 +35,8 @@ log() { echo ">> $*" >&2; }
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 kc() { kubectl --kubeconfig "$DIR/admin.kubeconfig" --request-timeout=5s "$@"; }
 pid_of() { cat "$DIR/run/$1.pid" 2>/dev/null || true; }
-alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# Alive, and still the process we started (not a later one that reused the pid).
+alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q -- "$1"; }
 
 healthy() {
   for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
@@ -46,6 +47,7 @@ healthy() {
 # ---- PKI: one CA (EC P-256) signs every serving and client certificate -------------------------
 cert() { # name subject ext-lines
   local name=$1 subj=$2 ext=$3
+  [ -f "$DIR/pki/$name.crt" ] && return 0
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$DIR/pki/$name.key" \
     -subj "$subj" -out "$DIR/pki/$name.csr" 2>/dev/null
   openssl x509 -req -in "$DIR/pki/$name.csr" -CA "$DIR/pki/ca.crt" -CAkey "$DIR/pki/ca.key" -CAcreateserial \
@@ -53,17 +55,19 @@ cert() { # name subject ext-lines
   rm -f "$DIR/pki/$name.csr"
 }
 
-make_pki() {
-  [ -f "$DIR/pki/done" ] && return 0
-  log "generating certificates in $DIR/pki"
-  rm -rf "$DIR/pki" && mkdir -p "$DIR/pki" && chmod 700 "$DIR/pki"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$DIR/pki/ca.key" \
-    -out "$DIR/pki/ca.crt" -days 3650 -subj "/CN=kubeft-local-ca" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+make_pki() { # idempotent per file, so a state dir from an older version gains only what it lacks
+  mkdir -p "$DIR/pki" && chmod 700 "$DIR/pki"
+  if [ ! -f "$DIR/pki/ca.crt" ]; then
+    log "generating certificates in $DIR/pki"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$DIR/pki/ca.key" \
+      -out "$DIR/pki/ca.crt" -days 3650 -subj "/CN=kubeft-local-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  fi
   local server="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth"
   local client="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth"
+  local names="DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
   cert apiserver "/CN=kube-apiserver" \
-    "$server\nsubjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "$server\nsubjectAltName=IP:127.0.0.1,IP:10.96.0.1,$names,DNS:kubernetes.default.svc.cluster.local"
   cert nodeagent-serving "/CN=kubeft-nodeagent" "$server\nsubjectAltName=IP:127.0.0.1,DNS:localhost"
   cert admin "/O=system:masters/CN=kubernetes-admin" "$client"
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client"
@@ -71,14 +75,17 @@ make_pki() {
   cert kube-scheduler "/CN=system:kube-scheduler" "$client"
   # The node agent stands in for several kubelets at once, so it cannot be one system:node:NAME.
   cert nodeagent "/O=system:masters/CN=kubeft-nodeagent" "$client"
-  openssl ecparam -name prime256v1 -genkey -noout -out "$DIR/pki/sa.key"
-  openssl ec -in "$DIR/pki/sa.key" -pubout -out "$DIR/pki/sa.pub" 2>/dev/null
-  touch "$DIR/pki/done"
+  # The aggregation layer's identity; its CA file also lets controllers authenticate front-proxy requests.
+  cert front-proxy-client "/CN=front-proxy-client" "$client"
+  if [ ! -f "$DIR/pki/sa.pub" ]; then
+    openssl ecparam -name prime256v1 -genkey -noout -out "$DIR/pki/sa.key"
+    openssl ec -in "$DIR/pki/sa.key" -pubout -out "$DIR/pki/sa.pub" 2>/dev/null
+  fi
 }
 
-kubeconfig() { # file user
+kubeconfig() { # file user: written whole, then renamed, as readers may be using the old one
   local file=$1 user=$2
-  cat >"$file" <<EOF
+  cat >"$file.tmp" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -96,7 +103,8 @@ contexts:
   context: {cluster: kubeft, user: $user, namespace: default}
 current-context: kubeft
 EOF
-  chmod 600 "$file"
+  chmod 600 "$file.tmp"
+  mv "$file.tmp" "$file"
 }
 
 STARTED=()
@@ -104,6 +112,7 @@ start() { # name command...
   local name=$1; shift
   STARTED+=("$name")
   alive "$name" && return 0
+  log "starting $name"
   setsid "$@" >>"$DIR/logs/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$DIR/run/$name.pid"
 }
@@ -137,13 +146,12 @@ up() {
     log "cluster already up: KUBECONFIG=$DIR/admin.kubeconfig"
     return 0
   fi
-  stop_components # whatever half-started or crashed before; keeps the state
+  # Whatever is still running is kept (its pods too); what crashed or was never started starts now.
   mkdir -p "$DIR"/{logs,run,pods} && chmod 700 "$DIR"
   make_pki
   for u in admin kube-controller-manager kube-scheduler nodeagent; do kubeconfig "$DIR/pki/$u.kubeconfig" "$u"; done
-  cp "$DIR/pki/admin.kubeconfig" "$DIR/admin.kubeconfig"
+  kubeconfig "$DIR/admin.kubeconfig" admin
 
-  log "starting etcd on 127.0.0.1:$ETCD_PORT"
   start etcd etcd --name kubeft --data-dir "$DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -153,7 +161,6 @@ up() {
     --quota-backend-bytes=2147483648 --log-level=warn
   wait_for "etcd" etcd_healthy
 
-  log "starting kube-apiserver on https://127.0.0.1:$API_PORT"
   start kube-apiserver kube-apiserver \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
@@ -168,6 +175,10 @@ up() {
     --kubelet-client-key="$DIR/pki/apiserver-kubelet-client.key" \
     --kubelet-certificate-authority="$DIR/pki/ca.crt" \
     --kubelet-preferred-address-types=InternalIP \
+    --requestheader-client-ca-file="$DIR/pki/ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$DIR/pki/front-proxy-client.crt" --proxy-client-key-file="$DIR/pki/front-proxy-client.key" \
     --profiling=false --v=1
   # The controllers exit when their RBAC roles are not bootstrapped yet, so they wait for /readyz.
   wait_for "kube-apiserver /readyz" readyz
@@ -194,7 +205,7 @@ up() {
   for kv in $POD_ENV; do pod_env+=(--pod-env "$kv"); done
   start nodeagent "$VENV/bin/python" "$root/hack/nodeagent.py" \
     --kubeconfig "$DIR/pki/nodeagent.kubeconfig" --state-dir "$DIR/pods" \
-    --port "$AGENT_PORT" "${pod_env[@]}" \
+    --port "$AGENT_PORT" --pod-path "$TOOLS_BIN" "${pod_env[@]}" \
     --tls-cert "$DIR/pki/nodeagent-serving.crt" --tls-key "$DIR/pki/nodeagent-serving.key" \
     --client-ca "$DIR/pki/ca.crt" "${node_args[@]}"
 
@@ -204,18 +215,29 @@ up() {
   log "cluster up: export KUBECONFIG=$DIR/admin.kubeconfig"
 }
 
-stop_components() {
-  local c p reversed=()
-  for c in "${COMPONENTS[@]}"; do reversed=("$c" "${reversed[@]}"); done
-  for c in "${reversed[@]}"; do
+terminate() { # component...: SIGTERM to their process groups at once, SIGKILL to what is left after 10 s
+  local c p pids=()
+  for c in "$@"; do
     p=$(pid_of "$c")
     [ -n "$p" ] || continue
     kill -TERM -- "-$p" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL -- "-$p" 2>/dev/null || true
+    pids+=("$p")
     rm -f "$DIR/run/$c.pid"
   done
+  for _ in $(seq 1 50); do
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && break; p=; done
+    [ -z "${p:-}" ] && break
+    sleep 0.2
+  done
+  for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
+}
+
+stop_components() {
+  # etcd goes last: the API server's graceful shutdown stalls without it.
+  terminate nodeagent kube-scheduler kube-controller-manager kube-apiserver
+  terminate etcd
   # Pod processes run in their own sessions; the agent stops them on SIGTERM, this catches the rest.
+  local f p
   for f in "$DIR"/pods/*/*.pid; do
     [ -f "$f" ] || continue
     read -r p _ <"$f" || continue

@@ -673,6 +673,7 @@ class PodWorker:
             for run in self.runs:
                 run.final = True
                 run.state = {}
+            self.cleanup()
             return
         previous = {
             s["name"]: s for s in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
@@ -701,6 +702,11 @@ class PodWorker:
         self.start_time = status.get("startTime", "")
 
     def advance(self, pod: Obj) -> float:
+        if self.phase(pod) in ("Succeeded", "Failed"):
+            self.terminal = True
+            self.kill_all(signal.SIGKILL)  # leftovers of exited containers' process groups
+            self.cleanup()
+            return 60.0
         if self.volumes is None:
             try:
                 self.volumes = self.prepare_volumes(pod)
@@ -725,9 +731,7 @@ class PodWorker:
                 if not run.running and not run.final:
                     delay = min(delay, self.start_or_wait(pod, run))
         if self.phase(pod) in ("Succeeded", "Failed"):
-            self.terminal = True
-            self.agent.nodes.release_gpus(self.uid)
-            self.kill_all(signal.SIGKILL)  # leftovers of exited containers' process groups
+            return 0.0  # the next pass finishes the pod
         return delay
 
     def start_or_wait(self, pod: Obj, run: Run) -> float:
@@ -1316,7 +1320,8 @@ class LogHandler(http.server.BaseHTTPRequestHandler):
         log.debug("logs: " + format, *args)
 
 
-def serve_logs(agent: Agent, *, port: int, cert: str, key: str, client_ca: str) -> None:
+def serve_logs(agent: Agent, *, port: int, cert: str, key: str, client_ca: str) -> int:
+    """Starts the logs endpoint on 127.0.0.1:port (0: any free port); returns the port."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     context.load_verify_locations(client_ca)
@@ -1326,6 +1331,7 @@ def serve_logs(agent: Agent, *, port: int, cert: str, key: str, client_ca: str) 
     server.daemon_threads = True
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, name="logs", daemon=True).start()
+    return int(server.server_address[1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1343,7 +1349,7 @@ class Agent:
         self.nodes = Nodes(self.api, [parse_node_spec(n) for n in args.node], port=args.port)
         self.backoff = args.restart_backoff
         venv_bin = os.path.dirname(os.path.abspath(sys.executable))
-        self.pod_path = ":".join([venv_bin, *args.pod_path_prepend, BASE_PATH])
+        self.pod_path = ":".join([venv_bin, *args.pod_path, BASE_PATH])
         self.pod_env = dict(kv.split("=", 1) for kv in args.pod_env)
         self.workers: dict[str, PodWorker] = {}
         self.lock = threading.Lock()
@@ -1351,10 +1357,12 @@ class Agent:
 
     def run(self, args: argparse.Namespace) -> None:
         kill_orphans(self.state_dir)
+        if args.tls_cert:
+            self.nodes.port = serve_logs(
+                self, port=args.port, cert=args.tls_cert, key=args.tls_key, client_ca=args.client_ca
+            )
         self.nodes.register()
         threading.Thread(target=self.nodes.heartbeat_forever, args=(self.stop,), name="heartbeat", daemon=True).start()
-        if args.tls_cert:
-            serve_logs(self, port=args.port, cert=args.tls_cert, key=args.tls_key, client_ca=args.client_ca)
         threading.Thread(target=self.watch_forever, name="watch", daemon=True).start()
         self.stop.wait()
         self.shutdown()
@@ -1434,7 +1442,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kubeconfig", required=True, help="credentials with rights over nodes, leases and pods")
     parser.add_argument("--state-dir", required=True, help="per-pod volumes, scripts and logs: DIR/<ns>_<pod>_<uid>/")
     parser.add_argument("--node", action="append", default=[], help="a node to register (repeatable); syntax below")
-    parser.add_argument("--port", type=int, default=10250, help="port of the logs endpoint the API server calls")
+    parser.add_argument("--port", type=int, default=10250, help="port of the logs endpoint (0: any free port)")
     parser.add_argument("--tls-cert", help="serving certificate of the logs endpoint (omit: no endpoint)")
     parser.add_argument("--tls-key", help="its key")
     parser.add_argument("--client-ca", help="CA that signs the API server's client certificate")
@@ -1442,7 +1450,7 @@ def main(argv: list[str] | None = None) -> None:
         "--pod-env", action="append", default=[], metavar="K=V", help="extra env for every container (repeatable)"
     )
     parser.add_argument(
-        "--pod-path-prepend", action="append", default=[], metavar="DIR", help="PATH entries after the venv's bin"
+        "--pod-path", action="append", default=[], metavar="DIR", help="PATH entry after the venv bin (repeatable)"
     )
     parser.add_argument("--restart-backoff", type=float, default=2.0, help="first restart back-off (s), doubling to 60")
     parser.add_argument("-v", "--verbose", action="store_true")

@@ -7,9 +7,17 @@ goes through the real Job controller and scheduler; only kubelet is replaced by 
 from __future__ import annotations
 
 import base64
+import json
+import pathlib
 import ssl
+import subprocess
+import sys
 import textwrap
+import time
+import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +28,7 @@ from tests.fixtures import cluster as cluster_fixture
 pytestmark = pytest.mark.cluster
 
 Cluster = cluster_fixture.Cluster
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def job(name: str, script: str, *, backoff_limit: int = 0, **pod_spec: Any) -> dict[str, Any]:
@@ -94,3 +103,323 @@ def test_job_running_python_completes(cluster: Cluster, namespace: str) -> None:
     assert p["status"]["phase"] == "Succeeded"
     log = cluster.kubectl("logs", "-n", namespace, "job/hello").stdout
     assert log.strip() == f"hello from {p['metadata']['name']}"
+
+
+def pod_phase(cluster: Cluster, namespace: str, name: str) -> str:
+    return cluster.get("pod", name, "-n", namespace).get("status", {}).get("phase", "")
+
+
+def pod_gone(cluster: Cluster, namespace: str, name: str) -> bool:
+    return cluster.kubectl("get", "pod", name, "-n", namespace, check=False).returncode != 0
+
+
+def wait_phase(cluster: Cluster, namespace: str, name: str, *phases: str, timeout: float = 60) -> str:
+    return cluster.wait_for(
+        lambda: (phase := pod_phase(cluster, namespace, name)) in phases and phase,
+        timeout=timeout,
+        what=f"pod {name} to reach {phases}",
+    )
+
+
+def wait_log(cluster: Cluster, namespace: str, name: str, text: str) -> None:
+    cluster.wait_for(
+        lambda: text in cluster.kubectl("logs", "-n", namespace, name, check=False).stdout,
+        what=f"{text!r} in the log of {name}",
+    )
+
+
+def test_failing_command_fails_the_job_with_its_exit_code(cluster: Cluster, namespace: str) -> None:
+    script = "open('/dev/termination-log', 'w').write('bad input'); raise SystemExit(3)"
+    cluster.apply(job("fails", script), namespace=namespace)
+    assert cluster.wait_for(lambda: job_condition(cluster, namespace, "fails"), what="job done") == "Failed"
+    (p,) = job_pods(cluster, namespace, "fails")
+    terminated = p["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (p["status"]["phase"], terminated["exitCode"], terminated["reason"]) == ("Failed", 3, "Error")
+    assert terminated["message"] == "bad input"
+
+
+def test_container_env_comes_from_secret_and_configmap_volume_is_mounted(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("create", "secret", "generic", "creds", "-n", namespace, "--from-literal=token=s3cr3t")
+    cluster.kubectl("create", "configmap", "cfg", "-n", namespace, "--from-literal=config.yaml=lr: 0.1")
+    script = """
+        import os
+        print("token=" + os.environ["TOKEN"])
+        print("config=" + open("/etc/kubeft/config.yaml").read())
+        print("node=" + os.environ["NODE"] + " ip=" + os.environ["POD_IP"])
+    """
+    spec = pod(
+        "reader",
+        script,
+        container={
+            "env": [
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+                {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            ],
+            "volumeMounts": [{"name": "cfg", "mountPath": "/etc/kubeft"}],
+        },
+        volumes=[{"name": "cfg", "configMap": {"name": "cfg"}}],
+    )
+    cluster.apply(spec, namespace=namespace)
+    assert wait_phase(cluster, namespace, "reader", "Succeeded", "Failed") == "Succeeded"
+    node = cluster.get("pod", "reader", "-n", namespace)["spec"]["nodeName"]
+    log = cluster.kubectl("logs", "-n", namespace, "reader").stdout
+    assert log.splitlines() == ["token=s3cr3t", "config=lr: 0.1", f"node={node} ip=127.0.0.1"]
+
+
+def test_missing_secret_is_a_config_error_until_the_secret_exists(cluster: Cluster, namespace: str) -> None:
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "late", "key": "token"}}}]
+    cluster.apply(pod("waits", "import os; print(os.environ['TOKEN'])", container={"env": env}), namespace=namespace)
+    waiting = cluster.wait_for(
+        lambda: (
+            main_state(cluster, namespace, "waits").get("waiting", {}).get("reason") == "CreateContainerConfigError"
+            and main_state(cluster, namespace, "waits")["waiting"]
+        ),
+        what="CreateContainerConfigError",
+    )
+    assert waiting["message"] == 'secret "late" not found'
+    assert pod_phase(cluster, namespace, "waits") == "Pending"
+    cluster.kubectl("create", "secret", "generic", "late", "-n", namespace, "--from-literal=token=arrived")
+    assert wait_phase(cluster, namespace, "waits", "Succeeded", "Failed") == "Succeeded"
+    assert cluster.kubectl("logs", "-n", namespace, "waits").stdout.strip() == "arrived"
+
+
+def test_deleting_a_running_pod_delivers_sigterm(cluster: Cluster, namespace: str) -> None:
+    script = """
+        import signal, sys, time
+        def stop(signum, frame):
+            print("got SIGTERM", flush=True)
+            sys.exit(143)
+        signal.signal(signal.SIGTERM, stop)
+        print("ready", flush=True)
+        while True:
+            time.sleep(0.1)
+    """
+    cluster.apply(pod("sleeper", script, terminationGracePeriodSeconds=20), namespace=namespace)
+    wait_log(cluster, namespace, "sleeper", "ready")
+    log_file = cluster.pod_dir(namespace, "sleeper") / "main.log"
+    started = time.monotonic()
+    cluster.kubectl("delete", "pod", "sleeper", "-n", namespace, "--wait=false")
+    cluster.wait_for(lambda: pod_gone(cluster, namespace, "sleeper"), timeout=30, what="pod deleted")
+    assert time.monotonic() - started < 10, "the pod outlived SIGTERM: it was killed only at the end of its grace"
+    assert log_file.read_text().splitlines() == ["ready", "got SIGTERM"]
+
+
+def test_pod_ignoring_sigterm_is_killed_after_its_grace_period(cluster: Cluster, namespace: str) -> None:
+    script = """
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ready", flush=True)
+        time.sleep(300)
+        print("slept through", flush=True)
+    """
+    cluster.apply(pod("stubborn", script, terminationGracePeriodSeconds=2), namespace=namespace)
+    wait_log(cluster, namespace, "stubborn", "ready")
+    started = time.monotonic()
+    cluster.kubectl("delete", "pod", "stubborn", "-n", namespace, "--wait=false")
+    cluster.wait_for(lambda: pod_gone(cluster, namespace, "stubborn"), timeout=30, what="pod deleted")
+    assert 2 <= time.monotonic() - started < 15
+
+
+def test_on_failure_pod_is_restarted_until_it_succeeds(cluster: Cluster, namespace: str) -> None:
+    script = """
+        import os
+        marker = "/scratch/attempted"
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            raise SystemExit(1)
+        print("second attempt")
+    """
+    spec = pod(
+        "retry",
+        script,
+        restartPolicy="OnFailure",
+        container={"volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]},
+        volumes=[{"name": "scratch", "emptyDir": {}}],
+    )
+    cluster.apply(spec, namespace=namespace)
+    assert wait_phase(cluster, namespace, "retry", "Succeeded", "Failed") == "Succeeded"
+    status = cluster.get("pod", "retry", "-n", namespace)["status"]["containerStatuses"][0]
+    assert (status["restartCount"], status["lastState"]["terminated"]["exitCode"]) == (1, 1)
+
+
+def test_pod_token_authenticates_as_its_service_account(cluster: Cluster, namespace: str) -> None:
+    script = """
+        import json, os, ssl, urllib.request
+        sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+        host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
+        request = urllib.request.Request(
+            f"https://{host}:{port}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            data=json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}).encode(),
+            headers={"Authorization": "Bearer " + open(sa + "/token").read(), "Content-Type": "application/json"},
+        )
+        context = ssl.create_default_context(cafile=sa + "/ca.crt")
+        review = json.load(urllib.request.urlopen(request, context=context))
+        print(review["status"]["userInfo"]["username"], open(sa + "/namespace").read())
+    """
+    cluster.apply(pod("whoami", script), namespace=namespace)
+    assert wait_phase(cluster, namespace, "whoami", "Succeeded", "Failed") == "Succeeded"
+    log = cluster.kubectl("logs", "-n", namespace, "whoami").stdout.strip()
+    assert log == f"system:serviceaccount:{namespace}:default {namespace}"
+
+
+def test_service_account_without_permissions_cannot_list_pods(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("create", "serviceaccount", "nobody", "-n", namespace)
+    user = f"system:serviceaccount:{namespace}:nobody"
+    can_i = cluster.kubectl("auth", "can-i", "list", "pods", "-n", namespace, f"--as={user}", check=False)
+    assert (can_i.returncode, can_i.stdout.strip()) == (1, "no")
+
+    token = cluster.kubectl("create", "token", "nobody", "-n", namespace).stdout.strip()
+    context = ssl.create_default_context(cafile=str(cluster.dir / "pki" / "ca.crt"))
+    request = urllib.request.Request(
+        f"{cluster.server}/api/v1/namespaces/{namespace}/pods", headers={"Authorization": f"Bearer {token}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(request, context=context, timeout=10)
+    assert denied.value.code == 403
+    assert f'User "{user}" cannot list resource "pods"' in json.load(denied.value)["message"]
+
+
+def test_service_account_granted_a_role_can_list_pods(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("create", "serviceaccount", "reader", "-n", namespace)
+    cluster.kubectl("create", "role", "pod-reader", "--verb=list", "--resource=pods", "-n", namespace)
+    cluster.kubectl(
+        "create",
+        "rolebinding",
+        "pod-reader",
+        "--role=pod-reader",
+        f"--serviceaccount={namespace}:reader",
+        "-n",
+        namespace,
+    )
+    user = f"system:serviceaccount:{namespace}:reader"
+    can_i = cluster.kubectl("auth", "can-i", "list", "pods", "-n", namespace, f"--as={user}", check=False)
+    assert (can_i.returncode, can_i.stdout.strip()) == (0, "yes")
+
+
+@pytest.fixture
+def private_gpu_node(cluster: Cluster, tmp_path: pathlib.Path) -> Iterator[str]:
+    """A node with 2 GPUs served by a second node agent, tainted so that only this test's pods land on it."""
+    name = f"t-gpu-{uuid.uuid4().hex[:6]}"
+    spec = f"{name}:cpu=4,memory=8Gi,nvidia.com/gpu=2,taint.kubeft.io/private={name}/NoSchedule"
+    pki = cluster.dir / "pki"
+    log = open(tmp_path / "nodeagent.log", "wb")  # noqa: SIM115 - held open for the agent's lifetime
+    agent = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "hack" / "nodeagent.py"),
+            "--kubeconfig",
+            str(pki / "nodeagent.kubeconfig"),
+            "--state-dir",
+            str(tmp_path / "pods"),
+            "--port",
+            "0",
+            *("--tls-cert", str(pki / "nodeagent-serving.crt"), "--tls-key", str(pki / "nodeagent-serving.key")),
+            *("--client-ca", str(pki / "ca.crt")),
+            "--node",
+            spec,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        cluster.wait_for(
+            lambda: (
+                any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in cluster.get("node", name).get("status", {}).get("conditions", [])
+                )
+                if cluster.kubectl("get", "node", name, check=False).returncode == 0
+                else False
+            ),
+            what=f"node {name} Ready",
+        )
+        yield name
+    finally:
+        agent.terminate()
+        agent.wait(timeout=20)
+        log.close()
+        cluster.kubectl("delete", "node", name, "--wait=false", check=False)
+
+
+def gpu_pod(name: str, node: str, gpus: int, script: str) -> dict[str, Any]:
+    return pod(
+        name,
+        script,
+        container={"resources": {"limits": {"nvidia.com/gpu": str(gpus)}}},
+        nodeSelector={"kubernetes.io/hostname": node},
+        tolerations=[{"key": "kubeft.io/private", "operator": "Equal", "value": node, "effect": "NoSchedule"}],
+        terminationGracePeriodSeconds=5,
+    )
+
+
+def test_gpu_pod_stays_pending_until_a_gpu_is_free(cluster: Cluster, namespace: str, private_gpu_node: str) -> None:
+    holder = "import os, time; print(os.environ['NVIDIA_VISIBLE_DEVICES'], flush=True); time.sleep(300)"
+    cluster.apply(gpu_pod("holder", private_gpu_node, 2, holder), namespace=namespace)
+    wait_log(cluster, namespace, "holder", "0,1")
+    cluster.apply(
+        gpu_pod("waiter", private_gpu_node, 1, "import os; print(os.environ['NVIDIA_VISIBLE_DEVICES'])"),
+        namespace=namespace,
+    )
+    scheduled = cluster.wait_for(
+        lambda: next(
+            (
+                c
+                for c in cluster.get("pod", "waiter", "-n", namespace).get("status", {}).get("conditions", [])
+                if c["type"] == "PodScheduled"
+            ),
+            None,
+        ),
+        what="the scheduler's verdict on waiter",
+    )
+    assert (scheduled["status"], scheduled["reason"]) == ("False", "Unschedulable")
+    assert "Insufficient nvidia.com/gpu" in scheduled["message"]
+    cluster.kubectl("delete", "pod", "holder", "-n", namespace, "--wait=false")
+    assert wait_phase(cluster, namespace, "waiter", "Succeeded", "Failed") == "Succeeded"
+    assert cluster.kubectl("logs", "-n", namespace, "waiter").stdout.strip() in ("0", "1")
+
+
+def test_second_cluster_up_reuses_the_running_cluster(cluster: Cluster) -> None:
+    started = time.monotonic()
+    proc = subprocess.run([str(REPO / "hack" / "cluster.sh"), "up"], env=cluster.env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "already up" in proc.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_job_pod_failure_policy_matches_the_reported_exit_code(cluster: Cluster, namespace: str) -> None:
+    spec = job("usererror", "raise SystemExit(64)", backoff_limit=3)
+    spec["spec"]["podFailurePolicy"] = {
+        "rules": [{"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [64]}}]
+    }
+    cluster.apply(spec, namespace=namespace)
+    assert cluster.wait_for(lambda: job_condition(cluster, namespace, "usererror"), what="job done") == "Failed"
+    conditions = cluster.get("job", "usererror", "-n", namespace)["status"]["conditions"]
+    failed = next(c for c in conditions if c["type"] == "Failed")
+    assert failed["reason"] == "PodFailurePolicy"
+    assert len(job_pods(cluster, namespace, "usererror")) == 1
+
+
+def test_deleted_job_pod_counts_as_failed_and_is_replaced(cluster: Cluster, namespace: str) -> None:
+    script = """
+        import signal, sys, time
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        print("training", flush=True)
+        time.sleep(300)
+    """
+    cluster.apply(job("preempted", script, backoff_limit=1), namespace=namespace)
+    (first,) = cluster.wait_for(lambda: job_pods(cluster, namespace, "preempted"), what="the job's pod")
+    first_name = first["metadata"]["name"]
+    wait_log(cluster, namespace, first_name, "training")
+    cluster.kubectl("delete", "pod", first_name, "-n", namespace, "--wait=false")
+    replacement = cluster.wait_for(
+        lambda: [p for p in job_pods(cluster, namespace, "preempted") if p["metadata"]["name"] != first_name],
+        what="a replacement pod",
+    )
+    assert len(replacement) == 1
+    assert (
+        cluster.wait_for(
+            lambda: cluster.get("job", "preempted", "-n", namespace)["status"].get("failed"), what="failed count"
+        )
+        == 1
+    )
