@@ -13,6 +13,7 @@ Run with ``kopf run --module=kubeft_operator.handlers`` (the chart does) or ``ku
 
 from __future__ import annotations
 
+import logging
 import random
 import socket
 from collections.abc import Mapping, Sequence
@@ -73,6 +74,10 @@ async def start(
     **indices: Any,
 ) -> None:
     cfg = config.Settings.from_env()
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # One line per API request and per handled watch event drowns the log at a thousand jobs.
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # Events are posted by the reconciler, for transitions only, not for every log line.
     settings.posting.enabled = False
     settings.watching.label_selectors["batch", "v1", "jobs"] = meta.CHILD_SELECTOR
