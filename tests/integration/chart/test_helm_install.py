@@ -31,11 +31,14 @@ def _server_dry_run(cluster: Cluster, objects: list[dict[str, Any]]) -> subproce
     return cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(objects), check=False)
 
 
-@pytest.mark.parametrize("values_file", [None, "every-knob.yaml"], ids=["defaults", "every-knob"])
+@pytest.mark.parametrize(
+    "options",
+    [(), ("-f", str(helm.VALUES_DIR / "every-knob.yaml")), ("--set", "operator.replicas=2,peering.enabled=true")],
+    ids=["defaults", "every-knob", "peering"],
+)
 def test_rendered_chart_passes_server_side_validation(
-    cluster: Cluster, namespace: str, values_file: str | None
+    cluster: Cluster, namespace: str, options: tuple[str, ...]
 ) -> None:
-    options = ("-f", str(helm.VALUES_DIR / values_file)) if values_file else ()
     objects = helm.render(*options, namespace=namespace)
 
     done = _server_dry_run(cluster, objects)
