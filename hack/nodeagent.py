@@ -576,6 +576,7 @@ class Run:
     restarts: int = 0
     instances: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    group: int = 0  # process group of the current or last instance, while it may have members left
     exited_at: str = ""
     next_start: float = 0.0
     backoff: float = 0.0
@@ -589,6 +590,17 @@ class Run:
     @property
     def running(self) -> bool:
         return self.proc is not None
+
+    def signal_group(self, sig: int) -> bool:
+        """Sends sig to the container's process group; False when the group has no process left."""
+        if not self.group:
+            return False
+        try:
+            os.killpg(self.group, sig)
+        except (ProcessLookupError, PermissionError):
+            self.group = 0
+            return False
+        return True
 
 
 class PodWorker:
@@ -613,7 +625,7 @@ class PodWorker:
         self.volume_error = ""
         self.start_time = ""
         self.terminal = False
-        self.term_deadline: float | None = None
+        self.term_started: float | None = None
         self.delete_sent = False
         self.last_status: Obj | None = None
         self.transitions: dict[str, tuple[str, str]] = {}
@@ -772,6 +784,12 @@ class PodWorker:
         code = run.proc.returncode
         code = 128 - code if code < 0 else code
         run.proc = None
+        with self.lock:
+            deleting = bool(self.pod and self.pod["metadata"].get("deletionTimestamp"))
+        if not deleting:
+            # The container ends with its main process, as when a pid namespace's init exits. While the
+            # pod is being deleted, the rest of the group keeps its grace period (e.g. to save a checkpoint).
+            run.signal_group(signal.SIGKILL)
         with contextlib.suppress(FileNotFoundError):
             (self.dir / f"{run.name}.pid").unlink()
         started = run.state.get("running", {}).get("startedAt", "")
@@ -788,8 +806,6 @@ class PodWorker:
         if message:
             run.state["terminated"]["message"] = message
         log.info("pod %s/%s container %s exited %d", self.ns, self.name, run.name, code)
-        with self.lock:
-            deleting = bool(self.pod and self.pod["metadata"].get("deletionTimestamp"))
         if deleting:
             run.final = True
         elif self.pod is not None:
@@ -797,18 +813,19 @@ class PodWorker:
 
     def terminate(self, pod: Obj) -> float | None:
         """Deletion: SIGTERM, SIGKILL after the grace period, final status, then the grace-0 delete."""
-        running = [r for r in self.runs if r.running]
+        running = [r for r in self.runs if r.running or r.signal_group(0)]
         if running:
-            if self.term_deadline is None:
-                grace = pod["metadata"].get("deletionGracePeriodSeconds")
-                grace = 30 if grace is None else int(grace)
-                self.term_deadline = time.monotonic() + grace
+            grace = pod["metadata"].get("deletionGracePeriodSeconds")
+            grace = 30 if grace is None else int(grace)
+            if self.term_started is None:
+                self.term_started = time.monotonic()
                 for run in running:
                     self.event(pod, "Killing", f"Stopping container {run.name}")
                 self.kill_all(signal.SIGTERM)
-            left = self.term_deadline - time.monotonic()
+            # A later delete may shorten the grace period (kubectl delete --force): the new value counts.
+            left = self.term_started + grace - time.monotonic()
             if left > 0:
-                return min(left, 1.0)
+                return min(left, 0.5)
             self.kill_all(signal.SIGKILL)
             return 0.2
         for run in self.runs:
@@ -848,9 +865,7 @@ class PodWorker:
 
     def kill_all(self, sig: int) -> None:
         for run in self.runs:
-            if run.proc is not None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(run.proc.pid, sig)
+            run.signal_group(sig)
 
     def cleanup(self) -> None:
         """Removes the pod's materialised volumes (secrets included); container logs stay."""
@@ -1007,6 +1022,7 @@ class PodWorker:
         started = now()
         (self.dir / f"{run.name}.pid").write_text(f"{run.proc.pid} {process_start_time(run.proc.pid)}\n")
         run.state = {"running": {"startedAt": started}}
+        run.group = run.proc.pid  # start_new_session: the container's main process leads its own group
         run.exited_at = ""
         run.reported_error = ""
         proc = run.proc
@@ -1023,7 +1039,7 @@ class PodWorker:
     def base_env(self, pod: Obj, spec: Obj) -> dict[str, str]:
         env = {
             "PATH": self.agent.pod_path,
-            "HOME": "/root",
+            "HOME": os.environ.get("HOME", "/root"),
             "HOSTNAME": pod["spec"].get("hostname") or self.name,
             "KUBERNETES_SERVICE_HOST": self.api.host,
             "KUBERNETES_SERVICE_PORT": str(self.api.port),
@@ -1374,7 +1390,7 @@ class Agent:
         for worker in workers:
             worker.kill_all(signal.SIGTERM)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(r.proc and r.proc.poll() is None for w in workers for r in w.runs):
+        while time.monotonic() < deadline and any(r.signal_group(0) for w in workers for r in w.runs):
             time.sleep(0.1)
         for worker in workers:
             worker.kill_all(signal.SIGKILL)

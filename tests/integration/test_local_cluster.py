@@ -205,6 +205,33 @@ def test_deleting_a_running_pod_delivers_sigterm(cluster: Cluster, namespace: st
     assert log_file.read_text().splitlines() == ["ready", "got SIGTERM"]
 
 
+def test_deleted_pod_processes_keep_their_grace_period_after_the_main_process_exits(
+    cluster: Cluster, namespace: str
+) -> None:
+    # Like `accelerate launch`: the launcher dies on SIGTERM, its worker still saves a checkpoint.
+    worker = (
+        "import signal, sys, time\n"
+        "def save(*_):\n"
+        "    time.sleep(1)\n"
+        "    print('worker saved', flush=True)\n"
+        "    sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, save)\n"
+        "print('worker ready', flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    script = f"""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", {worker!r}])
+        time.sleep(300)
+    """
+    cluster.apply(pod("launcher", script, terminationGracePeriodSeconds=20), namespace=namespace)
+    wait_log(cluster, namespace, "launcher", "worker ready")
+    log_file = cluster.pod_dir(namespace, "launcher") / "main.log"
+    cluster.kubectl("delete", "pod", "launcher", "-n", namespace, "--wait=false")
+    cluster.wait_for(lambda: pod_gone(cluster, namespace, "launcher"), timeout=30, what="pod deleted")
+    assert log_file.read_text().splitlines() == ["worker ready", "worker saved"]
+
+
 def test_pod_ignoring_sigterm_is_killed_after_its_grace_period(cluster: Cluster, namespace: str) -> None:
     script = """
         import signal, time
