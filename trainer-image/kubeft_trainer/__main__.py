@@ -1,0 +1,68 @@
+"""Entry point: `kubeft-train --config FILE` / `python -m kubeft_trainer --config FILE`.
+
+Runs :func:`kubeft_trainer.pipeline.run` and turns its outcome into the exit code and the JSON
+termination message of docs/DESIGN.md: 0 exported, 64 user error, 65 diverged, 143 SIGTERM
+(checkpoint saved), anything else an infrastructure failure worth a retry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+
+from kubeft_trainer import config, errors, progress
+from kubeft_trainer.train import preemption
+
+log = logging.getLogger("kubeft_trainer")
+
+
+def setup_logging() -> None:
+    rank = os.environ.get("RANK")
+    prefix = f"[rank {rank}] " if rank not in (None, "0") else ""
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubeft-train", description="Fine-tune a PEFT adapter from a kubeft config.")
+    parser.add_argument("--config", required=True, help="trainer config file (kind: TrainerConfig)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    flag = preemption.Preemption().install()
+    try:
+        cfg = config.load(args.config)
+        log.info("job %s: %s %s on %s", cfg.name, cfg.spec.method.type, cfg.spec.task, cfg.spec.model.source)
+        from kubeft_trainer import pipeline
+
+        result = pipeline.run(cfg, flag=flag)
+    except errors.TrainerError as exc:
+        log.error("%s: %s", exc.reason, exc.message)
+        _terminate(result="Failed", reason=exc.reason, message=exc.message, step=exc.step)
+        return exc.exit_code
+    except Exception as exc:
+        # Every exit writes a termination message, unexpected ones too (exit 1: retried).
+        traceback.print_exc()
+        _terminate(result="Failed", reason="Error", message=f"{type(exc).__name__}: {exc}")
+        return errors.EXIT_INFRA
+    finally:
+        flag.restore()
+    artifact = result.artifact.wire() if result.artifact else None
+    _terminate(result="Succeeded", step=result.outcome.step, artifact=artifact, metrics=result.outcome.metrics)
+    return errors.EXIT_OK
+
+
+def _terminate(**fields: object) -> None:
+    text = progress.termination_message(**fields)  # type: ignore[arg-type]
+    progress.write_termination_message(text)
+    print(text, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

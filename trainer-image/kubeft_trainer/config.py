@@ -1,0 +1,156 @@
+"""Stage 1: read the rendered trainer config file and the environment into one `TrainerConfig`.
+
+The operator renders `{apiVersion, kind: TrainerConfig, metadata, spec}` into a ConfigMap
+(docs/DESIGN.md); the spec is validated with the same `FineTuneJobSpec` model the operator used,
+so a file written by hand for a run outside Kubernetes gets the same checks and defaults. Every
+problem becomes :class:`~kubeft_trainer.errors.InvalidConfig` (exit 64) with the field named.
+Called by :mod:`kubeft_trainer.pipeline`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from typing import Any
+
+import pydantic
+import yaml
+
+from kubeft_operator.api import spec as api_spec
+from kubeft_trainer import errors
+
+API_VERSION = "kubeft.io/v1alpha1"
+KIND = "TrainerConfig"
+DEFAULT_WORKDIR = "/var/lib/kubeft"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """Everything the pipeline needs to know: the validated spec, the job identity, local paths."""
+
+    spec: api_spec.FineTuneJobSpec
+    name: str
+    namespace: str | None
+    uid: str | None
+    workdir: pathlib.Path
+    rank: int = 0
+
+    @property
+    def is_main_process(self) -> bool:
+        """Rank 0 of an `accelerate launch` run: the one that logs, uploads and exports."""
+        return self.rank == 0
+
+    @property
+    def checkpoint_dir(self) -> pathlib.Path:
+        return self.workdir / "checkpoints"
+
+    @property
+    def tensorboard_dir(self) -> pathlib.Path:
+        return self.workdir / "tensorboard" / self.name
+
+    @property
+    def export_dir(self) -> pathlib.Path:
+        return self.workdir / "export"
+
+    @property
+    def cache_dir(self) -> pathlib.Path:
+        """Where s3:// models and datasets are downloaded: under HF_HOME when set, so a shared volume caches them."""
+        hf_home = os.environ.get("HF_HOME")
+        return pathlib.Path(hf_home) / "kubeft" if hf_home else self.workdir / "cache"
+
+    @property
+    def output_s3_uri(self) -> str | None:
+        return self.spec.output.s3.uri.rstrip("/") if self.spec.output.s3 else None
+
+    @property
+    def tensorboard_uri(self) -> str | None:
+        """`spec.tensorboard.uri`, else `<output.s3.uri>/tensorboard`; None when neither is set."""
+        if self.spec.tensorboard is not None:
+            return self.spec.tensorboard.uri.rstrip("/")
+        return f"{self.output_s3_uri}/tensorboard" if self.output_s3_uri else None
+
+
+def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> TrainerConfig:
+    """Parse and validate the config file at `path`; raise InvalidConfig on any problem."""
+    env = os.environ if environ is None else environ
+    try:
+        text = pathlib.Path(path).read_text()
+    except OSError as exc:
+        raise errors.InvalidConfig(f"cannot read the config file {path}: {exc.strerror or exc}") from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise errors.InvalidConfig(f"the config file {path} is not valid YAML: {exc}") from exc
+    return parse(doc, environ=env, source=str(path))
+
+
+def parse(doc: Any, *, environ: dict[str, str] | os._Environ[str], source: str = "config") -> TrainerConfig:
+    """Validate an already-loaded config document."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("spec"), dict):
+        raise errors.InvalidConfig(f"{source} must be a mapping with a `spec` mapping (kind: {KIND})")
+    if doc.get("kind", KIND) != KIND:
+        raise errors.InvalidConfig(f"{source} has kind {doc.get('kind')!r}; expected {KIND}")
+    try:
+        spec = api_spec.FineTuneJobSpec.model_validate(doc["spec"])
+    except pydantic.ValidationError as exc:
+        raise errors.InvalidConfig(f"{source}: invalid spec: {_describe(exc)}") from exc
+    _check_cross_field_rules(spec)
+    metadata = doc.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise errors.InvalidConfig(f"{source}: `metadata` must be a mapping")
+    name = environ.get("KUBEFT_JOB_NAME") or metadata.get("name") or "kubeft"
+    return TrainerConfig(
+        spec=spec,
+        name=str(name),
+        namespace=environ.get("KUBEFT_NAMESPACE") or metadata.get("namespace"),
+        uid=metadata.get("uid"),
+        workdir=pathlib.Path(environ.get("KUBEFT_WORKDIR") or DEFAULT_WORKDIR),
+        rank=int(environ.get("RANK", "0")),
+    )
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"`spec.{where}`: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _check_cross_field_rules(spec: api_spec.FineTuneJobSpec) -> None:
+    """The CEL rules the API server enforces, re-checked for config files that never went through it."""
+    fields = spec.dataset.fields
+    needed: dict[str, tuple[tuple[str, ...], ...]] = {
+        "CAUSAL_LM": (("text",), ("messages",), ("prompt", "completion")),
+        "SEQ_2_SEQ_LM": (("prompt", "completion"),),
+        "SEQ_CLS": (("text", "label"),),
+        "TOKEN_CLS": (("tokens", "tags"),),
+        "QUESTION_ANS": (("question", "context", "answer"),),
+        "FEATURE_EXTRACTION": (("text", "pair"),),
+    }
+    options = needed[spec.task]
+    if not any(all(getattr(fields, f) for f in option) for option in options):
+        wanted = " or ".join(" + ".join(f"`spec.dataset.fields.{f}`" for f in option) for option in options)
+        raise errors.InvalidConfig(f"task {spec.task} needs {wanted}")
+    if spec.training.epochs is None and spec.training.max_steps is None:
+        raise errors.InvalidConfig("set exactly one of `spec.training.epochs` and `spec.training.maxSteps`")
+    if spec.training.epochs is not None and spec.training.max_steps is not None:
+        raise errors.InvalidConfig("set exactly one of `spec.training.epochs` and `spec.training.maxSteps`")
+    if spec.method.type == "qlora" and spec.model.quantization is None:
+        raise errors.InvalidConfig("method qlora needs `spec.model.quantization` (bits: 4)")
+    prompt_methods = ("prefixTuning", "promptTuning", "pTuning")
+    if spec.method.type in prompt_methods and spec.task in ("TOKEN_CLS", "QUESTION_ANS"):
+        raise errors.InvalidConfig(
+            f"method {spec.method.type} supports CAUSAL_LM, SEQ_2_SEQ_LM, SEQ_CLS and FEATURE_EXTRACTION, "
+            f"not {spec.task}"
+        )
+    if spec.model.quantization is not None and spec.method.type in prompt_methods:
+        raise errors.InvalidConfig("`spec.model.quantization` works with lora, qlora, ia3 and adalora only")
+    if spec.dataset.validation_source and spec.dataset.validation_fraction:
+        raise errors.InvalidConfig("set at most one of `spec.dataset.validationSource` and `validationFraction`")
+    if spec.output.s3 is None and spec.output.hub is None:
+        raise errors.InvalidConfig("set at least one output: `spec.output.s3` or `spec.output.hub`")
+    if spec.training.evaluation.strategy == "steps" and spec.training.evaluation.steps is None:
+        raise errors.InvalidConfig("`spec.training.evaluation.strategy: steps` needs `steps`")

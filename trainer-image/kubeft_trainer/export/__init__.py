@@ -1,0 +1,79 @@
+"""Stage 5: export only the adapter, with a model card, metrics and a checksummed manifest.
+
+The staging directory holds `adapter_config.json`, `adapter_model.safetensors`, `README.md`,
+`metrics.json`, then `manifest.json` (every file's sha256 and size), written last and uploaded
+last. It goes to `spec.output.s3.uri`, the Hub repository, or both. The artifact's sha256 is the
+manifest's. Called by :mod:`kubeft_trainer.pipeline`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kubeft_operator.api import status as api_status
+from kubeft_trainer import config as trainer_config
+from kubeft_trainer.export import card, hub, manifest, s3
+
+log = logging.getLogger(__name__)
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def stage(
+    cfg: trainer_config.TrainerConfig,
+    model: Any,
+    *,
+    metrics: Mapping[str, float],
+    labels: Sequence[str] | None,
+    step: int,
+) -> tuple[dict[str, Any], str]:
+    """Write the export directory; returns the manifest and its sha256."""
+    directory = cfg.export_dir
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    model.save_pretrained(str(directory))
+    for path in directory.iterdir():
+        if path.name not in ADAPTER_FILES:
+            # PEFT also writes its own README (a template card) and nothing else we ship.
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    spec = cfg.spec
+    (directory / "README.md").write_text(card.render(spec, name=cfg.name, metrics=metrics, labels=labels, step=step))
+    (directory / "metrics.json").write_text(json.dumps(dict(sorted(metrics.items())), indent=2) + "\n")
+    path, doc = manifest.write(
+        directory,
+        baseModel=spec.model.source,
+        method=spec.method.type,
+        task=spec.task,
+        step=step,
+    )
+    return doc, manifest.sha256_file(path)
+
+
+def export(
+    cfg: trainer_config.TrainerConfig,
+    model: Any,
+    *,
+    metrics: Mapping[str, float],
+    labels: Sequence[str] | None,
+    step: int,
+    s3_client: Any,
+) -> api_status.Artifact:
+    doc, digest = stage(cfg, model, metrics=metrics, labels=labels, step=step)
+    output = cfg.spec.output
+    hub_uri = None
+    if output.hub is not None:
+        hub_uri = hub.push(cfg.export_dir, output.hub, commit_message=f"kubeft: {cfg.name} at step {step}")
+    if cfg.output_s3_uri is not None:
+        s3.upload(s3_client, cfg.export_dir, cfg.output_s3_uri)
+    uri = cfg.output_s3_uri or hub_uri
+    assert uri is not None
+    return api_status.Artifact(
+        uri=uri,
+        size_bytes=doc["totalSize"],
+        sha256=digest,
+        hub_uri=hub_uri if cfg.output_s3_uri is not None else None,
+    )

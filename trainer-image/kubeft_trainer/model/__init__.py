@@ -1,0 +1,78 @@
+"""Stage 3: the base model wrapped with the PEFT method of `spec.method`.
+
+One module per method family (peft-style): :mod:`.lora` (lora, qlora), :mod:`.ia3`,
+:mod:`.adalora`, :mod:`.prompt_learning` (prefixTuning, promptTuning, pTuning); :mod:`.base`
+loads the checkpoint, :mod:`.targets` checks targetModules. Called by :mod:`kubeft_trainer.pipeline`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import peft
+
+from kubeft_trainer import config as trainer_config
+from kubeft_trainer import errors
+from kubeft_trainer.model import adalora, base, ia3, lora, prompt_learning, targets
+
+log = logging.getLogger(__name__)
+
+METHODS = {
+    "lora": lora.config,
+    "qlora": lora.config,
+    "ia3": ia3.config,
+    "adalora": adalora.config,
+    "prefixTuning": prompt_learning.prefix_tuning,
+    "promptTuning": prompt_learning.prompt_tuning,
+    "pTuning": prompt_learning.p_tuning,
+}
+TARGET_FIELDS = {"lora": "lora", "qlora": "lora", "ia3": "ia3", "adalora": "adalora"}
+
+
+def check_runtime(cfg: trainer_config.TrainerConfig) -> None:
+    """Fail before any download when the spec asks for what this machine lacks (quantization without a GPU)."""
+    if cfg.spec.model.quantization is not None:
+        base.quantization_kwargs(cfg.spec.model.quantization)
+
+
+def build(
+    cfg: trainer_config.TrainerConfig,
+    location: str,
+    *,
+    tokenizer: Any,
+    labels: list[str] | None,
+    total_steps: int,
+) -> peft.PeftModel:
+    """Load the base model and apply the PEFT method; logs trainable vs all parameters."""
+    spec = cfg.spec
+    model = base.load_model(cfg, location, labels=labels, tokenizer=tokenizer)
+    if spec.model.quantization is not None:
+        model = peft.prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=spec.training.gradient_checkpointing
+        )
+    peft_config = METHODS[spec.method.type](
+        spec.method, task_type=spec.task, model=model, total_steps=total_steps, location=location
+    )
+    try:
+        peft_model = peft.get_peft_model(model, peft_config)
+    except ValueError as exc:
+        text = str(exc)
+        if "arget modules" in text or "target_modules" in text:
+            field = f"spec.method.{TARGET_FIELDS.get(spec.method.type, spec.method.type)}.targetModules"
+            raise targets.not_found(model, exc, field=field) from exc
+        raise errors.InvalidConfig(f"PEFT rejected spec.method ({spec.method.type}): {exc}") from exc
+    # Recorded in adapter_config.json, where AutoPeftModel* looks for the base model.
+    peft_model.peft_config["default"].base_model_name_or_path = spec.model.source
+    if not spec.model.source.startswith(("/", "s3://")):
+        peft_model.peft_config["default"].revision = spec.model.revision
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    log.info(
+        "%s on %s: trainable params %s of %s (%.4f%%)",
+        spec.method.type,
+        type(model).__name__,
+        f"{trainable:,}",
+        f"{total:,}",
+        100 * trainable / max(total, 1),
+    )
+    return peft_model

@@ -1,0 +1,56 @@
+"""Prompt-learning methods: prefix tuning, prompt tuning and P-tuning (virtual tokens, no weight deltas).
+
+Map `spec.method.{prefixTuning,promptTuning,pTuning}` onto PEFT's configs; PEFT fills in the
+model dimensions. They prepend virtual tokens to every record, so batches are padded, never
+packed. Called through :data:`kubeft_trainer.model.METHODS`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import peft
+
+from kubeft_operator.api import spec as api_spec
+from kubeft_trainer import errors
+
+
+def prefix_tuning(method: api_spec.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
+    params = method.prefix_tuning or api_spec.PrefixTuningParams()
+    if "past_key_values" not in inspect.signature(model.forward).parameters:
+        raise errors.InvalidConfig(
+            f"prefixTuning feeds its prefix through past_key_values, which {type(model).__name__} does not take; "
+            "use promptTuning or pTuning with this model, or a decoder model (e.g. Llama-style) for this task"
+        )
+    kwargs: dict[str, Any] = {}
+    if params.encoder_hidden_size is not None:
+        kwargs["encoder_hidden_size"] = params.encoder_hidden_size
+    return peft.PrefixTuningConfig(
+        task_type=task_type,
+        num_virtual_tokens=params.num_virtual_tokens,
+        prefix_projection=params.projection,
+        **kwargs,
+    )
+
+
+def prompt_tuning(method: api_spec.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
+    params = method.prompt_tuning or api_spec.PromptTuningParams()
+    kwargs: dict[str, Any] = {}
+    if params.init == "text":
+        kwargs.update(
+            prompt_tuning_init=peft.PromptTuningInit.TEXT,
+            prompt_tuning_init_text=params.init_text,
+            tokenizer_name_or_path=location,
+        )
+    return peft.PromptTuningConfig(task_type=task_type, num_virtual_tokens=params.num_virtual_tokens, **kwargs)
+
+
+def p_tuning(method: api_spec.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
+    params = method.p_tuning or api_spec.PTuningParams()
+    return peft.PromptEncoderConfig(
+        task_type=task_type,
+        num_virtual_tokens=params.num_virtual_tokens,
+        encoder_hidden_size=params.encoder_hidden_size,
+        encoder_reparameterization_type=params.encoder_type,
+    )

@@ -1,0 +1,94 @@
+"""The trainer's short pipeline: config → data → model → train → export.
+
+:func:`run` is what `kubeft-train` executes after parsing arguments, and what the tests call
+in-process; it returns the trained model next to the exported artifact. Errors propagate as
+:class:`~kubeft_trainer.errors.TrainerError` for :mod:`kubeft_trainer.__main__` to report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import datasets
+import transformers
+
+from kubeft_operator.api import status as api_status
+from kubeft_trainer import config as trainer_config
+from kubeft_trainer import data, export, progress, storage
+from kubeft_trainer import model as model_stage
+from kubeft_trainer import train as train_stage
+from kubeft_trainer.export import s3 as export_s3
+from kubeft_trainer.model import base
+from kubeft_trainer.train import arguments, checkpoints, preemption
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    model: Any
+    tokenizer: Any
+    outcome: train_stage.Outcome
+    artifact: api_status.Artifact | None
+    labels: list[str] | None
+
+
+def quiet_libraries() -> None:
+    """Log lines, not progress bars: pod logs are read by people and log collectors."""
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def uses_s3(cfg: trainer_config.TrainerConfig) -> bool:
+    spec = cfg.spec
+    sources = (spec.model.source, spec.dataset.source, spec.dataset.validation_source or "")
+    return cfg.output_s3_uri is not None or cfg.tensorboard_uri is not None or any(map(storage.is_s3, sources))
+
+
+def run(
+    cfg: trainer_config.TrainerConfig,
+    *,
+    flag: preemption.Preemption | None = None,
+    reporter: progress.Reporter | None = None,
+) -> Result:
+    spec = cfg.spec
+    flag = flag or preemption.Preemption()
+    reporter = reporter or progress.Reporter(name=cfg.name, namespace=cfg.namespace)
+    if not cfg.is_main_process:
+        reporter.enabled = False
+    reporter.start()
+    try:
+        quiet_libraries()
+        transformers.set_seed(spec.training.seed)
+        arguments.precision(spec.training.precision)
+        model_stage.check_runtime(cfg)
+        s3 = storage.client(spec.storage) if uses_s3(cfg) else None
+        if cfg.output_s3_uri is not None:
+            export_s3.preflight(s3, cfg.output_s3_uri)
+
+        location = base.resolve(cfg)
+        tokenizer = base.load_tokenizer(spec.model, location)
+        prepared = data.prepare(cfg, tokenizer, flash_attention=base.preferred_attention() == "flash_attention_2")
+        total_steps = arguments.planned_steps(spec.training, records=len(prepared.train))
+
+        # Same initial adapter weights whatever the data stage consumed from the RNG.
+        transformers.set_seed(spec.training.seed)
+        model = model_stage.build(cfg, location, tokenizer=tokenizer, labels=prepared.labels, total_steps=total_steps)
+
+        remote = checkpoints.Remote(s3, cfg.output_s3_uri) if cfg.output_s3_uri is not None else None
+        resume_from = train_stage.find_resume(cfg, remote) if cfg.is_main_process or remote is None else None
+        outcome = train_stage.run(
+            cfg, model, prepared, reporter=reporter, flag=flag, s3=s3, remote=remote, resume_from=resume_from
+        )
+        artifact = None
+        if cfg.is_main_process:
+            artifact = export.export(
+                cfg, model, metrics=outcome.metrics, labels=prepared.labels, step=outcome.step, s3_client=s3
+            )
+            log.info("done: %s (%d bytes, manifest sha256 %s)", artifact.uri, artifact.size_bytes, artifact.sha256)
+        return Result(model=model, tokenizer=tokenizer, outcome=outcome, artifact=artifact, labels=prepared.labels)
+    finally:
+        reporter.close()

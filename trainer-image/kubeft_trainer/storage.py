@@ -1,0 +1,150 @@
+"""S3 access for every stage: download models and datasets, upload checkpoints, logs and adapters.
+
+The endpoint and region come from `spec.storage` (docs/DESIGN.md), credentials from boto3's
+usual chain (the operator sets AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the Secret).
+Large files go up in parallel multipart chunks (boto3 TransferConfig) and every request is
+retried with backoff, so a flaky link costs seconds, not the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import boto3.s3.transfer
+import botocore.config
+import botocore.exceptions
+
+from kubeft_operator.api import spec as api_spec
+
+MiB = 1024 * 1024
+TRANSFER = boto3.s3.transfer.TransferConfig(
+    multipart_threshold=16 * MiB, multipart_chunksize=16 * MiB, max_concurrency=8, use_threads=True
+)
+# Codes after which retrying cannot succeed: the user must fix a bucket, a policy or a key.
+PERMANENT_CODES = frozenset(
+    {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Uri:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Uri:
+        if not uri.startswith("s3://"):
+            raise ValueError(f"not an s3:// URI: {uri}")
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        return cls(bucket=bucket, key=key.strip("/"))
+
+    def join(self, *parts: str) -> S3Uri:
+        key = "/".join(p.strip("/") for p in (self.key, *parts) if p.strip("/"))
+        return S3Uri(bucket=self.bucket, key=key)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def client(storage: api_spec.StorageSpec | None) -> Any:
+    """A boto3 S3 client for `spec.storage` (endpoint, region), retrying with adaptive backoff."""
+    endpoint = storage.endpoint if storage else None
+    region = storage.region if storage else "us-east-1"
+    config = botocore.config.Config(
+        retries={"max_attempts": 8, "mode": "adaptive"},
+        connect_timeout=10,
+        read_timeout=60,
+        s3={"addressing_style": "path"} if endpoint else {},
+    )
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region, config=config)
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_permanent(exc: BaseException) -> bool:
+    return error_code(exc) in PERMANENT_CODES or isinstance(exc, botocore.exceptions.NoCredentialsError)
+
+
+def list_keys(s3: Any, uri: S3Uri) -> Iterator[tuple[str, int]]:
+    """(key, size) of every object under the prefix `uri.key/`."""
+    prefix = uri.key + "/" if uri.key else ""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            yield obj["Key"], int(obj["Size"])
+
+
+def list_dirs(s3: Any, uri: S3Uri) -> list[str]:
+    """Names of the immediate 'subdirectories' of the prefix."""
+    prefix = uri.key + "/" if uri.key else ""
+    names = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=prefix, Delimiter="/"):
+        for common in page.get("CommonPrefixes", []):
+            names.append(common["Prefix"][len(prefix) :].rstrip("/"))
+    return names
+
+
+def exists(s3: Any, uri: S3Uri) -> bool:
+    try:
+        s3.head_object(Bucket=uri.bucket, Key=uri.key)
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def download_file(s3: Any, uri: S3Uri, dest: pathlib.Path) -> pathlib.Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    s3.download_file(uri.bucket, uri.key, str(dest), Config=TRANSFER)
+    return dest
+
+
+def download_prefix(s3: Any, uri: S3Uri, dest: pathlib.Path) -> int:
+    """Mirror every object under the prefix into `dest`, skipping files already there with the same size.
+
+    Returns the number of objects found (0 means the prefix is empty or missing).
+    """
+    prefix = uri.key + "/" if uri.key else ""
+    count = 0
+    for key, size in list_keys(s3, uri):
+        count += 1
+        rel = key[len(prefix) :]
+        if not rel or rel.endswith("/"):
+            continue
+        target = dest / rel
+        if target.is_file() and target.stat().st_size == size:
+            continue
+        download_file(s3, S3Uri(uri.bucket, key), target)
+    return count
+
+
+def upload_file(s3: Any, path: pathlib.Path, uri: S3Uri) -> None:
+    s3.upload_file(str(path), uri.bucket, uri.key, Config=TRANSFER)
+
+
+def upload_bytes(s3: Any, data: bytes, uri: S3Uri) -> None:
+    s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=data)
+
+
+def upload_dir(s3: Any, directory: pathlib.Path, uri: S3Uri, *, last: tuple[str, ...] = ()) -> list[str]:
+    """Upload every file under `directory`; the relative paths in `last` go up after all others.
+
+    Returns the uploaded relative paths in upload order.
+    """
+    files = sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
+    ordered = [f for f in files if f not in last] + [f for f in last if f in files]
+    for rel in ordered:
+        upload_file(s3, directory / rel, uri.join(rel))
+    return ordered

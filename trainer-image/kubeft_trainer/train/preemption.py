@@ -1,0 +1,43 @@
+"""SIGTERM handling: finish the step, save and upload a checkpoint, exit 143.
+
+Kubernetes sends SIGTERM on preemption, eviction and node drain, then SIGKILL after the grace
+period. Before training starts there is nothing to save, so the handler raises
+:class:`~kubeft_trainer.errors.Preempted` at once; during training it only raises a flag that
+:class:`kubeft_trainer.train.callbacks.StopOnPreemption` turns into save-and-stop at the end of
+the current step. Installed by :mod:`kubeft_trainer.pipeline`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from kubeft_trainer import errors
+
+log = logging.getLogger(__name__)
+
+
+class Preemption:
+    def __init__(self) -> None:
+        self.requested = False
+        self.training = False
+        self._previous: Any = None
+
+    def install(self) -> Preemption:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if not self.training:
+            raise errors.Preempted("SIGTERM before training started; the retry starts over")
+        log.warning("SIGTERM: saving a checkpoint at the end of this step, then exiting")
