@@ -11,3 +11,4 @@ echo ">> import contracts" >&2
 lint-imports
 echo ">> generated files are up to date" >&2
 python -m kubeft_operator.api.crd --check
+python hack/gen_chart_schema.py --check
