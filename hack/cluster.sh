@@ -204,7 +204,7 @@ up() {
   local pod_env=() kv
   for kv in $POD_ENV; do pod_env+=(--pod-env "$kv"); done
   start nodeagent "$VENV/bin/python" "$root/hack/nodeagent.py" \
-    --kubeconfig "$DIR/pki/nodeagent.kubeconfig" --state-dir "$DIR/pods" \
+    --kubeconfig "$DIR/pki/nodeagent.kubeconfig" --state-dir "$DIR/pods" --provision-dir "$DIR/volumes" \
     --port "$AGENT_PORT" --pod-path "$TOOLS_BIN" "${pod_env[@]}" \
     --tls-cert "$DIR/pki/nodeagent-serving.crt" --tls-key "$DIR/pki/nodeagent-serving.key" \
     --client-ca "$DIR/pki/ca.crt" "${node_args[@]}"

@@ -257,6 +257,27 @@ class Api:
             conn.close()
 
 
+def follow(api: Api, path: str, *, stop: threading.Event, on_list: Any, on_event: Any, **query: Any) -> None:
+    """List, then watch, PATH until stop: on_list(items) after every (re-)list, on_event(type, obj) per change.
+
+    Any error or the end of a watch leads to a fresh list, so nothing is missed across reconnects.
+    """
+    while not stop.is_set():
+        try:
+            listing = api.get(path, **query)
+            on_list(listing["items"])
+            version = listing["metadata"]["resourceVersion"]
+            for event in api.watch(path, resourceVersion=version, allowWatchBookmarks="true", **query):
+                if event["type"] == "ERROR":
+                    log.info("watch of %s ended: %s", path, event["object"].get("message"))
+                    break
+                if event["type"] != "BOOKMARK":
+                    on_event(event["type"], event["object"])
+        except Exception as e:
+            log.warning("watch of %s failed (%s); re-listing", path, e)
+            stop.wait(2)
+
+
 def _named(items: list[Obj], name: str) -> Obj:
     for item in items:
         if item["name"] == name:
@@ -900,6 +921,9 @@ class PodWorker:
                     raise MountError(f'MountVolume.SetUp failed for volume "{name}" : hostPath {host} does not exist')
                 out[name] = host
                 continue
+            if "persistentVolumeClaim" in volume:
+                out[name] = self.claim_path(volume["persistentVolumeClaim"]["claimName"], volume=name)
+                continue
             target.mkdir()
             out[name] = target
             try:
@@ -920,6 +944,26 @@ class PodWorker:
             except ConfigError as e:
                 raise MountError(f'MountVolume.SetUp failed for volume "{name}" : {e}') from e
         return out
+
+    def claim_path(self, claim: str, *, volume: str) -> pathlib.Path:
+        """The directory behind a bound claim: its PV's hostPath (or local) path."""
+        failed = f'MountVolume.SetUp failed for volume "{volume}" :'
+        try:
+            pvc = self.api.get(f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims/{claim}")
+        except ApiError as e:
+            if e.status == 404:
+                raise MountError(f'{failed} persistentvolumeclaim "{claim}" not found') from e
+            raise
+        bound = pvc["spec"].get("volumeName")
+        if not bound or pvc.get("status", {}).get("phase") != "Bound":
+            raise MountError(f'{failed} persistentvolumeclaim "{claim}" is not bound yet')
+        spec = self.api.get(f"/api/v1/persistentvolumes/{bound}")["spec"]
+        source = spec.get("hostPath") or spec.get("local")
+        if not source:
+            raise MountError(f"{failed} persistentvolume {bound} is neither hostPath nor local")
+        path = pathlib.Path(source["path"])
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def write_projection(
         self, pod: Obj, target: pathlib.Path, projections: list[Obj], sources: Sources, mode: int
@@ -1080,6 +1124,8 @@ class PodWorker:
         with self.lock:
             volumes = (self.pod or {}).get("spec", {}).get("volumes") or []
         volume = next((v for v in volumes if v["name"] == name), {})
+        if volume.get("persistentVolumeClaim", {}).get("readOnly"):
+            return True
         return any(k in volume for k in ("configMap", "secret", "projected", "downwardAPI"))
 
     def termination_message(self, run: Run, code: int) -> str:
@@ -1280,6 +1326,111 @@ def kill_orphans(state_dir: pathlib.Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# PersistentVolumeClaims: a directory per claim
+# ---------------------------------------------------------------------------------------------
+
+STORAGE_CLASS = "kubeft-local"
+PROVISIONER = "kubeft.io/local-path"
+
+
+class Provisioner:
+    """Dynamic provisioner of the default StorageClass: each claim gets a hostPath PV on a new directory.
+
+    The real PV controller (in kube-controller-manager) binds the PV to its claim; when the claim is
+    deleted the PV is Released, and this removes the directory and the PV.
+    """
+
+    def __init__(self, api: Api, root: pathlib.Path) -> None:
+        self.api = api
+        self.root = root
+
+    def start(self, stop: threading.Event) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        storage_class = {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": STORAGE_CLASS,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            "provisioner": PROVISIONER,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate",
+        }
+        try:
+            self.api.request("POST", "/apis/storage.k8s.io/v1/storageclasses", body=storage_class)
+        except ApiError as e:
+            if e.status != 409:
+                raise
+        for path, handler in (
+            ("/api/v1/persistentvolumeclaims", self.on_claim),
+            ("/api/v1/persistentvolumes", self.on_volume),
+        ):
+            threading.Thread(
+                target=follow,
+                args=(self.api, path),
+                kwargs={
+                    "stop": stop,
+                    "on_list": lambda items, handler=handler: [handler("ADDED", i) for i in items],
+                    "on_event": handler,
+                },
+                name=path.rsplit("/", 1)[1],
+                daemon=True,
+            ).start()
+
+    def on_claim(self, kind: str, claim: Obj) -> None:
+        spec, meta = claim["spec"], claim["metadata"]
+        if kind == "DELETED" or spec.get("volumeName") or spec.get("storageClassName") != STORAGE_CLASS:
+            return
+        name = f"pvc-{meta['uid']}"
+        path = self.root / name
+        path.mkdir(exist_ok=True)
+        volume = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
+            "spec": {
+                "capacity": {"storage": spec.get("resources", {}).get("requests", {}).get("storage", "1Gi")},
+                "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Delete",
+                "storageClassName": STORAGE_CLASS,
+                "volumeMode": spec.get("volumeMode", "Filesystem"),
+                "claimRef": {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "namespace": meta["namespace"],
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                },
+                "hostPath": {"path": str(path), "type": "Directory"},
+            },
+        }
+        try:
+            self.api.request("POST", "/api/v1/persistentvolumes", body=volume)
+            log.info("provisioned %s for claim %s/%s", name, meta["namespace"], meta["name"])
+        except ApiError as e:
+            if e.status != 409:
+                raise
+
+    def on_volume(self, kind: str, volume: Obj) -> None:
+        annotations = volume["metadata"].get("annotations") or {}
+        if kind == "DELETED" or annotations.get("pv.kubernetes.io/provisioned-by") != PROVISIONER:
+            return
+        if volume.get("status", {}).get("phase") != "Released":
+            return
+        if volume["spec"].get("persistentVolumeReclaimPolicy") != "Delete":
+            return
+        name = volume["metadata"]["name"]
+        shutil.rmtree(self.root / name, ignore_errors=True)
+        try:
+            self.api.request("DELETE", f"/api/v1/persistentvolumes/{name}")
+            log.info("deleted %s: its claim is gone", name)
+        except ApiError as e:
+            if e.status != 404:
+                raise
+
+
+# ---------------------------------------------------------------------------------------------
 # Logs endpoint for the API server (kubectl logs)
 # ---------------------------------------------------------------------------------------------
 
@@ -1370,6 +1521,7 @@ class Agent:
         self.workers: dict[str, PodWorker] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        self.provisioner = Provisioner(self.api, pathlib.Path(args.provision_dir)) if args.provision_dir else None
 
     def run(self, args: argparse.Namespace) -> None:
         kill_orphans(self.state_dir)
@@ -1379,7 +1531,20 @@ class Agent:
             )
         self.nodes.register()
         threading.Thread(target=self.nodes.heartbeat_forever, args=(self.stop,), name="heartbeat", daemon=True).start()
-        threading.Thread(target=self.watch_forever, name="watch", daemon=True).start()
+        if self.provisioner:
+            self.provisioner.start(self.stop)
+        threading.Thread(
+            target=follow,
+            args=(self.api, "/api/v1/pods"),
+            kwargs={
+                "stop": self.stop,
+                "on_list": self.sync,
+                "on_event": self.on_pod_event,
+                "fieldSelector": "spec.nodeName!=",
+            },
+            name="pods",
+            daemon=True,
+        ).start()
         self.stop.wait()
         self.shutdown()
 
@@ -1395,39 +1560,25 @@ class Agent:
         for worker in workers:
             worker.kill_all(signal.SIGKILL)
 
-    def watch_forever(self) -> None:
-        query = {"fieldSelector": "spec.nodeName!="}
-        while not self.stop.is_set():
-            try:
-                listing = self.api.get("/api/v1/pods", **query)
-                seen = set()
-                for pod in listing["items"]:
-                    seen.add(pod["metadata"]["uid"])
-                    self.dispatch(pod)
-                with self.lock:
-                    gone = [w for uid, w in self.workers.items() if uid not in seen]
-                for worker in gone:
-                    worker.update(None)
-                version = listing["metadata"]["resourceVersion"]
-                for event in self.api.watch(
-                    "/api/v1/pods", resourceVersion=version, allowWatchBookmarks="true", **query
-                ):
-                    kind, obj = event["type"], event["object"]
-                    if kind == "ERROR":
-                        log.info("watch ended: %s", obj.get("message"))
-                        break
-                    if kind == "BOOKMARK":
-                        continue
-                    if kind == "DELETED":
-                        with self.lock:
-                            worker = self.workers.get(obj["metadata"]["uid"])
-                        if worker:
-                            worker.update(None)
-                    else:
-                        self.dispatch(obj)
-            except Exception as e:
-                log.warning("pod watch failed (%s); re-listing", e)
-                self.stop.wait(2)
+    def sync(self, pods: list[Obj]) -> None:
+        """After a (re-)list: every listed pod is dispatched, workers of pods no longer there stop."""
+        seen = set()
+        for pod in pods:
+            seen.add(pod["metadata"]["uid"])
+            self.dispatch(pod)
+        with self.lock:
+            gone = [w for uid, w in self.workers.items() if uid not in seen]
+        for worker in gone:
+            worker.update(None)
+
+    def on_pod_event(self, kind: str, pod: Obj) -> None:
+        if kind != "DELETED":
+            self.dispatch(pod)
+            return
+        with self.lock:
+            worker = self.workers.get(pod["metadata"]["uid"])
+        if worker:
+            worker.update(None)
 
     def dispatch(self, pod: Obj) -> None:
         if pod["spec"].get("nodeName") not in self.nodes.specs:
@@ -1469,6 +1620,10 @@ def main(argv: list[str] | None = None) -> None:
         "--pod-path", action="append", default=[], metavar="DIR", help="PATH entry after the venv bin (repeatable)"
     )
     parser.add_argument("--restart-backoff", type=float, default=2.0, help="first restart back-off (s), doubling to 60")
+    parser.add_argument(
+        "--provision-dir",
+        help=f"provision PersistentVolumeClaims of StorageClass {STORAGE_CLASS} (made the default) as directories here",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if not args.node:

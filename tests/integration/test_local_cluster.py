@@ -324,6 +324,33 @@ def test_service_account_granted_a_role_can_list_pods(cluster: Cluster, namespac
     assert (can_i.returncode, can_i.stdout.strip()) == (0, "yes")
 
 
+def test_claim_is_provisioned_shared_by_pods_and_deleted_with_the_claim(cluster: Cluster, namespace: str) -> None:
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "cache"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    cluster.apply(claim, namespace=namespace)
+    mount = {"volumeMounts": [{"name": "cache", "mountPath": "/var/cache/huggingface"}]}
+    volumes = [{"name": "cache", "persistentVolumeClaim": {"claimName": "cache"}}]
+    writer = "open('/var/cache/huggingface/model.bin', 'w').write('weights')"
+    cluster.apply(pod("writer", writer, container=mount, volumes=volumes), namespace=namespace)
+    assert wait_phase(cluster, namespace, "writer", "Succeeded", "Failed") == "Succeeded"
+    reader = "print(open('/var/cache/huggingface/model.bin').read())"
+    cluster.apply(pod("reader", reader, container=mount, volumes=volumes), namespace=namespace)
+    assert wait_phase(cluster, namespace, "reader", "Succeeded", "Failed") == "Succeeded"
+    assert cluster.kubectl("logs", "-n", namespace, "reader").stdout.strip() == "weights"
+
+    volume = cluster.get("pvc", "cache", "-n", namespace)["spec"]["volumeName"]
+    directory = pathlib.Path(cluster.get("pv", volume)["spec"]["hostPath"]["path"])
+    assert (directory / "model.bin").read_text() == "weights"
+    cluster.kubectl("delete", "pod", "writer", "reader", "-n", namespace)
+    cluster.kubectl("delete", "pvc", "cache", "-n", namespace)
+    cluster.wait_for(lambda: cluster.kubectl("get", "pv", volume, check=False).returncode != 0, what="PV deleted")
+    assert not directory.exists()
+
+
 @pytest.fixture
 def private_gpu_node(cluster: Cluster, tmp_path: pathlib.Path) -> Iterator[str]:
     """A node with 2 GPUs served by a second node agent, tainted so that only this test's pods land on it."""
