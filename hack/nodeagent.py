@@ -1584,11 +1584,15 @@ class Agent:
         if pod["spec"].get("nodeName") not in self.nodes.specs:
             return
         uid = pod["metadata"]["uid"]
-        with self.lock:
-            worker = self.workers.get(uid)
-            if worker is None:
-                worker = self.workers[uid] = PodWorker(self, pod)
-                worker.thread.start()
+        try:
+            with self.lock:
+                worker = self.workers.get(uid)
+                if worker is None:
+                    worker = self.workers[uid] = PodWorker(self, pod)
+                    worker.thread.start()
+        except Exception:  # one malformed pod must not stop the watch (and so every other pod)
+            log.exception("pod %s/%s cannot be handled", pod["metadata"].get("namespace"), pod["metadata"].get("name"))
+            return
         worker.update(pod)
 
     def forget(self, uid: str) -> None:

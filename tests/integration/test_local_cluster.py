@@ -390,6 +390,10 @@ def private_gpu_node(cluster: Cluster, tmp_path: pathlib.Path) -> Iterator[str]:
         )
         yield name
     finally:
+        # Pods go first, while the agent can still finish their deletion (no one would after it stops).
+        cluster.kubectl(
+            "delete", "pods", "-A", f"--field-selector=spec.nodeName={name}", "--timeout=60s", check=False, timeout=90
+        )
         agent.terminate()
         agent.wait(timeout=20)
         log.close()
