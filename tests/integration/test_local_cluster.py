@@ -184,6 +184,24 @@ def test_missing_secret_is_a_config_error_until_the_secret_exists(cluster: Clust
     assert cluster.kubectl("logs", "-n", namespace, "waits").stdout.strip() == "arrived"
 
 
+def test_missing_configmap_volume_keeps_the_pod_creating_with_the_reason(cluster: Cluster, namespace: str) -> None:
+    spec = pod(
+        "mounts",
+        "print(open('/etc/late/k').read())",
+        container={"volumeMounts": [{"name": "late", "mountPath": "/etc/late"}]},
+        volumes=[{"name": "late", "configMap": {"name": "late"}}],
+    )
+    cluster.apply(spec, namespace=namespace)
+    waiting = cluster.wait_for(
+        lambda: main_state(cluster, namespace, "mounts").get("waiting", {}).get("message"), what="a waiting message"
+    )
+    assert waiting == 'MountVolume.SetUp failed for volume "late" : configmap "late" not found'
+    assert main_state(cluster, namespace, "mounts")["waiting"]["reason"] == "ContainerCreating"
+    cluster.kubectl("create", "configmap", "late", "-n", namespace, "--from-literal=k=arrived")
+    assert wait_phase(cluster, namespace, "mounts", "Succeeded", "Failed") == "Succeeded"
+    assert cluster.kubectl("logs", "-n", namespace, "mounts").stdout.strip() == "arrived"
+
+
 def test_deleting_a_running_pod_delivers_sigterm(cluster: Cluster, namespace: str) -> None:
     script = """
         import signal, sys, time
