@@ -236,6 +236,13 @@ stop_components() {
   # etcd goes last: the API server's graceful shutdown stalls without it.
   terminate nodeagent kube-scheduler kube-controller-manager kube-apiserver
   terminate etcd
+  # Add-ons started beside the cluster (make demo's S3 server and operator) leave pid files here too.
+  for f in "$DIR"/run/*.pid; do
+    [ -f "$f" ] || continue
+    p=$(cat "$f")
+    kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+    rm -f "$f"
+  done
   # Pod processes run in their own sessions; the agent stops them on SIGTERM, this catches the rest.
   local f p
   for f in "$DIR"/pods/*/*.pid; do
