@@ -2,7 +2,8 @@
 
 Runs :func:`kubeft_trainer.pipeline.run` and turns its outcome into the exit code and the JSON
 termination message of docs/DESIGN.md: 0 exported, 64 user error, 65 diverged, 143 SIGTERM
-(checkpoint saved), anything else an infrastructure failure worth a retry.
+(checkpoint saved), anything else an infrastructure failure worth a retry. Rank 0 also records
+the code for :mod:`kubeft_trainer.launch`, which restores it after `accelerate launch`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 import traceback
 
-from kubeft_trainer import config, errors, progress
+from kubeft_trainer import config, errors, launch, progress
 from kubeft_trainer.train import preemption
 
 log = logging.getLogger("kubeft_trainer")
@@ -31,6 +32,13 @@ def setup_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _run(argv)
+    if _is_rank_zero():
+        launch.record_exit_code(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="kubeft-train", description="Fine-tune a PEFT adapter from a kubeft config.")
     parser.add_argument("--config", required=True, help="trainer config file (kind: TrainerConfig)")
     args = parser.parse_args(argv)
@@ -58,9 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     return errors.EXIT_OK
 
 
+def _is_rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _terminate(**fields: object) -> None:
     text = progress.termination_message(**fields)  # type: ignore[arg-type]
-    progress.write_termination_message(text)
+    if _is_rank_zero():
+        progress.write_termination_message(text)
     print(text, file=sys.stderr)
 
 

@@ -18,10 +18,10 @@ from kubeft_trainer import errors
 
 def prefix_tuning(method: api_spec.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
     params = method.prefix_tuning or api_spec.PrefixTuningParams()
-    if "past_key_values" not in inspect.signature(model.forward).parameters:
+    if task_type == "SEQ_CLS" and not _takes_past_key_values(model):
         raise errors.InvalidConfig(
-            f"prefixTuning feeds its prefix through past_key_values, which {type(model).__name__} does not take; "
-            "use promptTuning or pTuning with this model, or a decoder model (e.g. Llama-style) for this task"
+            f"prefixTuning classifies by passing its prefix as `past_key_values`, which {type(model).__name__} "
+            "(and its backbone) does not accept in this transformers version; use promptTuning or pTuning for SEQ_CLS"
         )
     kwargs: dict[str, Any] = {}
     if params.encoder_hidden_size is not None:
@@ -54,3 +54,10 @@ def p_tuning(method: api_spec.MethodSpec, *, task_type: str, model: Any, total_s
         encoder_hidden_size=params.encoder_hidden_size,
         encoder_reparameterization_type=params.encoder_type,
     )
+
+
+def _takes_past_key_values(model: Any) -> bool:
+    """PEFT's own test for sequence classification: the model's or its backbone's forward takes it."""
+    backbone = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    candidates = [model, backbone] if backbone is not None else [model]
+    return any("past_key_values" in inspect.signature(m.forward).parameters for m in candidates)

