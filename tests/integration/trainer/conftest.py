@@ -41,7 +41,11 @@ def matrix_data(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 @pytest.fixture(autouse=True)
 def trainer_env(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
     """Per-test workdir, HF cache and termination log; offline; not inside Kubernetes."""
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads the variable once, at import, which may have happened already.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("KUBEFT_WORKDIR", str(tmp_path / "work"))
     monkeypatch.setenv("KUBEFT_TERMINATION_LOG", str(tmp_path / "termination-log"))
