@@ -118,7 +118,16 @@ def _free_port() -> int:
 class Operator:
     """The operator as a subprocess: start, SIGKILL, restart, read its metrics and log."""
 
-    def __init__(self, *, cluster: Cluster, identity: Identity, namespace: str, log: pathlib.Path, args: list[str]):
+    def __init__(
+        self,
+        *,
+        cluster: Cluster,
+        identity: Identity,
+        namespace: str,
+        log: pathlib.Path,
+        args: list[str],
+        env: dict[str, str],
+    ):
         self.namespace = namespace
         self.log_path = log
         self.metrics_port = _free_port()
@@ -130,6 +139,7 @@ class Operator:
             "KUBEFT_TRAINER_ENV": json.dumps({"KUBEFT_FAKE_STEP_SECONDS": "0.1", "KUBEFT_PROGRESS_INTERVAL": "0.5"}),
             "KUBEFT_METRICS_PORT": str(self.metrics_port),
             "PYTHONUNBUFFERED": "1",
+            **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -208,10 +218,10 @@ class Operator:
 def start_operator(
     cluster: Cluster, operator_identity: Identity, namespace: str, tmp_path: pathlib.Path
 ) -> Iterator[Callable[..., Operator]]:
-    """Starts operators for the test namespace (``extra args`` allowed); all are stopped afterwards."""
+    """Starts operators for the test namespace (extra ``kopf run`` args and env allowed); all stopped afterwards."""
     started: list[Operator] = []
 
-    def start(*args: str, wait: bool = True, standalone: bool = True) -> Operator:
+    def start(*args: str, wait: bool = True, standalone: bool = True, env: dict[str, str] | None = None) -> Operator:
         flags = [f"--namespace={namespace}", *(["--standalone"] if standalone else []), *args]
         op = Operator(
             cluster=cluster,
@@ -219,6 +229,7 @@ def start_operator(
             namespace=namespace,
             log=tmp_path / f"operator-{len(started)}.log",
             args=flags,
+            env=env or {},
         )
         started.append(op)
         op.start(wait=wait)

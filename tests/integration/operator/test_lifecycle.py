@@ -58,3 +58,19 @@ def test_writes_per_job_stay_within_budget(cluster: Cluster, namespace: str, ope
     assert operator.writes(exclude="Event") == 8  # 5 children + Pending, Running, Succeeded
     assert operator.writes(kind="Event") == 3  # Created, Started, Succeeded
     assert operator.metrics()['kubeft_finetunejobs{phase="Succeeded"}'] == 1
+
+
+def test_operator_stays_small_while_handling_many_jobs(
+    cluster: Cluster, namespace: str, operator: Operator, watch: Watcher
+) -> None:
+    names = [f"many-{i}" for i in range(12)]
+    small = {"training": {"maxSteps": 2}, "resources": {"gpus": 0, "cpu": "100m", "memory": "64Mi"}}
+    cluster.apply([manifest(n, **small) for n in names], namespace=namespace)
+
+    for name in names:
+        watch.wait_phase(name, "Succeeded", timeout=120)
+
+    rss = operator.rss_bytes()
+    print(f"operator RSS after {len(names)} jobs: {rss / 2**20:.1f} MiB")
+    assert rss < 150 * 2**20
+    assert operator.metrics()['kubeft_finetunejobs{phase="Succeeded"}'] == len(names)
