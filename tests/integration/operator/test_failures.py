@@ -83,3 +83,22 @@ def test_missing_secret_is_named_in_status_and_the_run_recovers_once_it_exists(
     status = watch.wait_phase("nosecret", "Succeeded", timeout=90)
     assert "not-a-real-secret" not in str(status)
     assert all("not-a-real-secret" not in e["message"] for e in watch.events("nosecret"))
+
+
+def test_name_clash_sets_initial_conditions_and_creation_resumes_once_it_is_gone(
+    cluster: Cluster, namespace: str, operator: Operator, watch: Watcher
+) -> None:
+    cluster.kubectl("create", "configmap", "clash-config", "-n", namespace, "--from-literal=owner=someone-else")
+    cluster.apply(manifest("clash", training={"maxSteps": 5}), namespace=namespace)
+
+    created = cluster.wait_for(lambda: watch.condition("clash", "Created"), what="the Created condition")
+    assert (created["status"], created["reason"]) == ("False", "CreateFailed")
+    assert "ConfigMap clash-config already exists and does not belong to this FineTuneJob" in created["message"]
+    assert watch.phase("clash") == "Pending"
+    assert watch.items("job", "clash") == []
+    assert "CreateFailed" in cluster.wait_for(lambda: watch.event_reasons("clash"), what="an event")
+
+    cluster.kubectl("delete", "configmap", "clash-config", "-n", namespace)
+
+    watch.wait_phase("clash", "Succeeded", timeout=60)
+    assert watch.condition("clash", "Created")["status"] == "True"

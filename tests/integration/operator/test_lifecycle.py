@@ -51,6 +51,16 @@ def test_lora_job_runs_to_success_with_progress_and_artifact(
     assert [r for r in reasons if r != "Checkpointed"] == ["Created", "Started", "Succeeded"]
 
 
+def test_kopf_keeps_no_state_in_the_finetunejob(cluster: Cluster, namespace: str, operator: Operator, watch: Watcher):
+    cluster.apply(manifest("stateless", training={"maxSteps": 5}), namespace=namespace)
+    watch.wait_phase("stateless", "Succeeded", timeout=60)
+
+    body = watch.ftj("stateless")
+    assert not body["metadata"].get("finalizers")
+    assert not [a for a in body["metadata"].get("annotations", {}) if "kopf" in a]
+    assert "kopf" not in body["status"]
+
+
 def test_writes_per_job_stay_within_budget(cluster: Cluster, namespace: str, operator: Operator, watch: Watcher):
     cluster.apply(manifest("budget", training={"maxSteps": 10, "checkpointSteps": 100}), namespace=namespace)
     watch.wait_phase("budget", "Succeeded", timeout=60)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
+
+import lightkube
 
 import pytest
 import yaml
 
 from tests.fixtures.cluster import REPO, Cluster
-from tests.integration.operator.conftest import Operator, Watcher, manifest
+from kubeft_operator.k8s import client
+from tests.integration.operator.conftest import Identity, Operator, Watcher, manifest
 
 pytestmark = pytest.mark.cluster
 
@@ -56,3 +61,23 @@ def test_only_the_higher_priority_replica_acts_and_the_other_takes_over(
     cluster.apply(manifest("ha-two", training={"maxSteps": 5}), namespace=namespace)
     watch.wait_phase("ha-two", "Succeeded", timeout=60)
     assert standby.writes() > 0
+
+
+def test_operator_creates_its_cluster_peering_object_once(
+    cluster: Cluster, peering_crds: None, operator_identity: Identity
+) -> None:
+    name = f"kubeft-it-{uuid.uuid4().hex[:6]}"
+
+    async def ensure_twice() -> list[bool]:
+        config = lightkube.KubeConfig.from_file(operator_identity.kubeconfig)
+        api = client.Api(lightkube.AsyncClient(config=config, field_manager=client.FIELD_MANAGER))
+        try:
+            return [await api.ensure_peering(name, namespace=None) for _ in range(2)]
+        finally:
+            await api.close()
+
+    try:
+        assert asyncio.run(ensure_twice()) == [True, True]
+        assert cluster.get("clusterkopfpeering", name)["metadata"]["name"] == name
+    finally:
+        cluster.kubectl("delete", "clusterkopfpeering", name, check=False)
