@@ -9,12 +9,11 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import lightkube
-
 import pytest
 import yaml
 
-from tests.fixtures.cluster import REPO, Cluster
 from kubeft_operator.k8s import client
+from tests.fixtures.cluster import REPO, Cluster
 from tests.integration.operator.conftest import Identity, Operator, Watcher, manifest
 
 pytestmark = pytest.mark.cluster
