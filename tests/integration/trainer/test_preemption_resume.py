@@ -1,0 +1,81 @@
+"""SIGTERM mid-run: checkpoint, exit 143; the retry resumes from it and ends where an uninterrupted run ends.
+
+The interrupted and the resumed run go through the container entry point
+(`python -m kubeft_trainer.launch`), so this also pins that SIGTERM reaches the trainer through
+`accelerate launch` and that exit codes survive it. The resumed run starts in a fresh workdir,
+as a new pod would, and must find the checkpoint in S3.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import safetensors.torch
+import torch
+
+from kubeft_trainer import config, pipeline
+from tests.fixtures.s3 import S3
+from tests.integration.trainer import records
+from tests.integration.trainer.conftest import merge, spec_doc, termination
+
+STEPS = 120
+
+
+def launch(config_path: pathlib.Path, *, workdir: pathlib.Path, log: pathlib.Path, env: dict[str, str]) -> Any:
+    command = [sys.executable, "-m", "kubeft_trainer.launch", "--num_processes", "1"]
+    command += ["-m", "kubeft_trainer", "--config", str(config_path)]
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**env, "KUBEFT_WORKDIR": str(workdir)}
+        )
+
+
+def test_sigterm_checkpoint_then_resume_matches_an_uninterrupted_run(
+    s3: S3, tiny: dict[str, pathlib.Path], write_config: Callable[..., pathlib.Path], trainer_env: pathlib.Path
+) -> None:
+    data = records.write(trainer_env / "text.jsonl", records.all_shapes(96, seed=7))
+    base = spec_doc(s3, model=tiny["causal-lm"], data=data, task="CAUSAL_LM", fields={"text": "text"})
+    base = merge(base, {"training": {"maxSteps": STEPS, "checkpointSteps": 30, "batchSize": 4}})
+    env = {**os.environ, **s3.env()}
+    interrupted_config = write_config(merge(base, {"output": {"s3": {"uri": s3.uri("a")}}}), name="a")
+
+    first = launch(interrupted_config, workdir=trainer_env / "pod-1", log=trainer_env / "pod-1.log", env=env)
+    while proc_alive(first) and "a/checkpoints/checkpoint-30/COMPLETE" not in s3.keys("a/checkpoints/"):
+        time.sleep(0.05)
+    first.send_signal(signal.SIGTERM)
+    rc = first.wait(timeout=120)
+    preempted = termination(trainer_env)
+
+    assert rc == 143, (trainer_env / "pod-1.log").read_text()[-3000:]
+    assert preempted["reason"] == "Preempted"
+    stopped_at = preempted["step"]
+    assert 30 <= stopped_at < STEPS
+    assert f"a/checkpoints/checkpoint-{stopped_at}/COMPLETE" in s3.keys("a/checkpoints/")
+
+    second = launch(interrupted_config, workdir=trainer_env / "pod-2", log=trainer_env / "pod-2.log", env=env)
+    rc = second.wait(timeout=300)
+    log = (trainer_env / "pod-2.log").read_text()
+
+    assert rc == 0, log[-3000:]
+    assert f"resuming from {s3.uri('a')}/checkpoints/checkpoint-{stopped_at}" in log
+    assert termination(trainer_env)["step"] == STEPS
+    assert "step 1/" not in log
+
+    uninterrupted = config.parse({"spec": merge(base, {"output": {"s3": {"uri": s3.uri("c")}}})}, environ=os.environ)
+    pipeline.run(uninterrupted)
+    resumed = safetensors.torch.load(s3.read("a/adapter_model.safetensors"))
+    reference = safetensors.torch.load(s3.read("c/adapter_model.safetensors"))
+    assert resumed.keys() == reference.keys()
+    for name, tensor in reference.items():
+        assert torch.allclose(resumed[name], tensor, atol=1e-5), name
+
+
+def proc_alive(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is None
