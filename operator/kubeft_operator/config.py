@@ -8,7 +8,7 @@ subprocess. :func:`Settings.from_env` is called by the startup handler in
 |---|---|---|
 | ``KUBEFT_TRAINER_IMAGE`` | trainer image when ``spec.image`` is left out | ``ghcr.io/kubeft/trainer:0.1.0`` |
 | ``KUBEFT_TRAINER_IMAGE_PULL_POLICY`` | pull policy of trainer pods | ``IfNotPresent`` |
-| ``KUBEFT_TRAINER_COMMAND`` | JSON list replacing ``accelerate launch ... -m kubeft_trainer`` | unset |
+| ``KUBEFT_TRAINER_COMMAND`` | JSON list replacing the ``accelerate launch`` launcher | unset |
 | ``KUBEFT_TRAINER_ENV`` | JSON object of extra plain env vars for trainer pods | ``{}`` |
 | ``KUBEFT_TRAINER_DEFAULT_GPUS``, ``_CPU``, ``_MEMORY`` | resources ``spec.resources`` leaves out | 1, 4, 32Gi |
 | ``KUBEFT_HF_CACHE_CLAIM`` | PersistentVolumeClaim mounted at ``HF_HOME`` instead of an emptyDir | unset |
@@ -38,7 +38,7 @@ class Settings:
 
     trainer_image: str = DEFAULT_TRAINER_IMAGE
     trainer_image_pull_policy: str = "IfNotPresent"
-    # None: the contract's `accelerate launch --num_processes N -m kubeft_trainer`.
+    # None: `python -m kubeft_trainer.launch --num_processes N -m kubeft_trainer` (accelerate launch).
     trainer_command: tuple[str, ...] | None = None
     trainer_env: tuple[tuple[str, str], ...] = ()
     default_gpus: int = 1

@@ -1,11 +1,12 @@
 """The batch/v1 Job ``NAME-train`` that runs the trainer, and the one change ever made to it.
 
 The Job follows the operator -> trainer contract of docs/DESIGN.md: container ``trainer``
-launched by ``accelerate``, config file mounted from ``NAME-config``, credentials only as
-``secretKeyRef``, exit codes 64/65 fail the Job at once through ``podFailurePolicy``, anything
-else counts toward ``backoffLimit = spec.retryLimit``. The pod meets the "restricted" Pod Security
-Standard. Once created, the pod template is never rewritten (Kueue may have injected node
-selectors into it); only ``spec.suspend`` is patched, by :func:`suspend_patch`.
+launched by ``accelerate`` (through ``kubeft_trainer.launch``), config file mounted from
+``NAME-config``, credentials only as ``secretKeyRef``, exit codes 64/65 fail the Job at once
+through ``podFailurePolicy``, anything else counts toward ``backoffLimit = spec.retryLimit``.
+The pod meets the "restricted" Pod Security Standard. Once created, the pod template is never
+rewritten (Kueue may have injected node selectors into it); only ``spec.suspend`` is patched, by
+:func:`suspend_patch`.
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ TRAINER_UID = 1000
 
 
 def command(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> list[str]:
-    """The trainer's argv: the contract's launcher, or the operator's override, plus ``--config``."""
+    """The trainer's argv: ``accelerate launch`` through the trainer's wrapper, or the operator's override.
+
+    ``python -m kubeft_trainer.launch ARGS`` is ``accelerate launch ARGS`` that keeps the trainer's
+    exit code (accelerate turns every failure into 1, which would hide 64/65 from the
+    ``podFailurePolicy``) and passes SIGTERM on, so the trainer can checkpoint before it stops.
+    """
     if settings.trainer_command is not None:
         launcher = list(settings.trainer_command)
     else:
         processes = str(spec.resources.gpus or 1)
-        launcher = ["accelerate", "launch", "--num_processes", processes, "-m", "kubeft_trainer"]
+        launcher = ["python", "-m", "kubeft_trainer.launch", "--num_processes", processes, "-m", "kubeft_trainer"]
     return [*launcher, "--config", meta.CONFIG_PATH]
 
 

@@ -10,6 +10,8 @@ from kubeft_operator import config
 from kubeft_operator.builders import job as job_builder
 from tests.unit.operator import factories
 
+# `accelerate launch`, through the trainer's wrapper that keeps exit codes and forwards SIGTERM.
+LAUNCH = ["python", "-m", "kubeft_trainer.launch"]
 LABELS = {
     "app.kubernetes.io/name": "kubeft-trainer",
     "app.kubernetes.io/instance": "demo",
@@ -63,8 +65,9 @@ WANT_MINIMAL_JOB = {
                         "image": "ghcr.io/kubeft/trainer:0.1.0",
                         "imagePullPolicy": "IfNotPresent",
                         "command": [
-                            "accelerate",
-                            "launch",
+                            "python",
+                            "-m",
+                            "kubeft_trainer.launch",
                             "--num_processes",
                             "1",
                             "-m",
@@ -131,8 +134,8 @@ def test_minimal_spec_builds_the_contract_job():
 @pytest.mark.parametrize(
     ("patch", "want_command_head"),
     [
-        ({"resources": {"gpus": 4}}, ["accelerate", "launch", "--num_processes", "4", "-m", "kubeft_trainer"]),
-        ({"resources": {"gpus": 0}}, ["accelerate", "launch", "--num_processes", "1", "-m", "kubeft_trainer"]),
+        ({"resources": {"gpus": 4}}, [*LAUNCH, "--num_processes", "4", "-m", "kubeft_trainer"]),
+        ({"resources": {"gpus": 0}}, [*LAUNCH, "--num_processes", "1", "-m", "kubeft_trainer"]),
     ],
 )
 def test_accelerate_launches_one_process_per_gpu(patch, want_command_head):
