@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from typing import Any
 
+import accelerate
 import datasets
 import transformers
 
@@ -79,7 +80,9 @@ def run(
         model = model_stage.build(cfg, location, tokenizer=tokenizer, labels=prepared.labels, total_steps=total_steps)
 
         remote = checkpoints.Remote(s3, cfg.output_s3_uri) if cfg.output_s3_uri is not None else None
-        resume_from = train_stage.find_resume(cfg, remote) if cfg.is_main_process or remote is None else None
+        # Rank 0 downloads the checkpoint first; the other ranks then find the same files in place.
+        with accelerate.PartialState().main_process_first():
+            resume_from = train_stage.find_resume(cfg, remote)
         outcome = train_stage.run(
             cfg, model, prepared, reporter=reporter, flag=flag, s3=s3, remote=remote, resume_from=resume_from
         )
