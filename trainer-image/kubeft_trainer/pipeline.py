@@ -86,6 +86,7 @@ def run(
         outcome = train_stage.run(
             cfg, model, prepared, reporter=reporter, flag=flag, s3=s3, remote=remote, resume_from=resume_from
         )
+        reporter.report(metrics=outcome.metrics, force=True)
         artifact = None
         if cfg.is_main_process:
             artifact = export.export(
