@@ -29,6 +29,7 @@ SERVICE_ACCOUNT_DIR = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccoun
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096
 DEFAULT_INTERVAL = 5.0
+FIELD_MANAGER = "kubeft-trainer"
 
 
 def now_rfc3339() -> str:
@@ -115,7 +116,8 @@ class Reporter:
 
     @property
     def path(self) -> str:
-        return f"/apis/kubeft.io/v1alpha1/namespaces/{self.namespace}/finetunejobs/{self.name}/status"
+        base = f"/apis/kubeft.io/v1alpha1/namespaces/{self.namespace}/finetunejobs/{self.name}/status"
+        return f"{base}?fieldManager={FIELD_MANAGER}"
 
     def start(self) -> Reporter:
         if self.enabled and self._thread is None:

@@ -81,7 +81,9 @@ def test_status_is_merge_patched_with_the_service_account_token(api_server: tupl
     r.report(progress=progress.progress_body(step=5, total_steps=10, loss=1.5), metrics={"loss": 1.5}, force=True)
     r.close()
     (call,) = Recorder.calls
-    assert call["path"] == "/apis/kubeft.io/v1alpha1/namespaces/team-a/finetunejobs/job-1/status"
+    assert call["path"] == (
+        "/apis/kubeft.io/v1alpha1/namespaces/team-a/finetunejobs/job-1/status?fieldManager=kubeft-trainer"
+    )
     assert call["auth"] == "Bearer sa-token"
     assert call["type"] == "application/merge-patch+json"
     status = call["body"]["status"]
