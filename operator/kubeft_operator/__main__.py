@@ -13,13 +13,14 @@ from kopf import cli
 MODULE = "kubeft_operator.handlers"
 
 
+def kopf_args(argv: list[str]) -> list[str]:
+    """``kopf run`` arguments for ``kubeft-operator ARGV``: all namespaces unless told otherwise."""
+    scoped = any(a in ("-A", "--all-namespaces", "-n") or a.startswith("--namespace") for a in argv)
+    return ["run", f"--module={MODULE}", *([] if scoped else ["--all-namespaces"]), *argv]
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    scoped = any(a in ("-A", "--all-namespaces", "-n") or a.startswith("--namespace") for a in args)
-    cli.main(
-        args=["run", f"--module={MODULE}", *([] if scoped else ["--all-namespaces"]), *args],
-        prog_name="kubeft-operator",
-    )
+    cli.main(args=kopf_args(list(sys.argv[1:] if argv is None else argv)), prog_name="kubeft-operator")
 
 
 if __name__ == "__main__":

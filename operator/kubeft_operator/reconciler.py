@@ -191,10 +191,7 @@ class Reconciler:
         if written is not None and written["metadata"].get("uid") != seen["metadata"].get("uid"):
             del self._written[key]
             written = None
-        newest = _newer(seen, written)
-        if newest is written and written is not None:
-            return {**seen, "status": written.get("status") or {}}
-        return seen
+        return _newer(seen, written)
 
     def _job(self, key: Key, uid: str) -> Mapping[str, Any] | None:
         seen = None
@@ -255,7 +252,7 @@ class Reconciler:
                 updated = await self._api.patch_status(owner.namespace, owner.name, patch)
             except errors.NotFound:
                 raise _Gone from None
-            self._written[key] = {"metadata": updated.get("metadata", {}), "status": updated.get("status") or {}}
+            self._written[key] = status.finetunejob_view(updated)
             new = dict(updated.get("status") or new)
             logger.info("FineTuneJob %s/%s is %s", owner.namespace, owner.name, new.get("phase"))
         self._phases[key] = str(new.get("phase") or "Pending")
