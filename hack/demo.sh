@@ -49,7 +49,7 @@ if [ -f "$DIR/run/demo-operator.pid" ] && kill -0 "$(cat "$DIR/run/demo-operator
   sleep 1
 fi
 KUBECONFIG="$DIR/demo/operator.kubeconfig" KUBEFT_METRICS_PORT=0 \
-  setsid python -m kubeft_operator --standalone >"$DIR/logs/demo-operator.log" 2>&1 &
+  setsid python -m kubeft_operator --standalone --namespace="$NS" >"$DIR/logs/demo-operator.log" 2>&1 &
 echo $! >"$DIR/run/demo-operator.pid"
 echo "operator log: $DIR/logs/demo-operator.log"
 
