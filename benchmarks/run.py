@@ -1,0 +1,400 @@
+"""``make bench`` / ``make bench-quick``: run every benchmark, then write benchmarks/results/.
+
+Writes ``results.json`` (every measurement, per run), ``results.md`` (the tables of
+docs/performance.md, with the machine and the load it was under) and ``scale.png`` (operator
+figures against N). ``--only`` runs a subset; the other sections of an earlier results.json are
+kept, so one section can be re-run on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import logging
+import math
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SECTIONS = ("trainer", "operator", "artifact")
+
+# Targets from the issue; docs/performance.md explains each.
+TARGET_SPEEDUP = {"cpu": 1.5, "cuda": 2.0}
+TARGET_P99_SECONDS = 1.0
+TARGET_RSS_BYTES = 150 * 2**20
+TARGET_WRITES_PER_JOB = 10
+LOSS_TOLERANCE = 0.02  # relative difference of final train and eval loss that still counts as equivalent
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+    import torch
+
+    model = next(
+        (line.split(":", 1)[1].strip() for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    versions = {}
+    for name in ("torch", "transformers", "peft", "accelerate", "kopf"):
+        with contextlib.suppress(ImportError):
+            versions[name] = __import__(name).__version__
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_bytes": psutil.virtual_memory().total,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "versions": versions,
+        "commit": commit.stdout.strip() or None,
+    }
+
+
+def _quiet() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ------------------------------------------------------------------------------------- tables
+
+
+def _fmt(value: Any, spec: str = ".2f", unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:{spec}}{unit}"
+
+
+def _mib(value: Any) -> str:
+    return _fmt(value / 2**20 if value is not None else None, ".0f", " MiB")
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**missed**")
+
+
+def trainer_table(t: dict[str, Any]) -> list[str]:
+    b, k, r = t["sides"]["baseline"], t["sides"]["kubeft"], t["ratios"]
+    if not t["complete"]:
+        failed = [run for run in t["runs"] if run.get("exit_code") != 0]
+        return [
+            f"Incomplete: {len(failed)} worker run(s) failed. First error:",
+            "",
+            "```",
+            (failed[0].get("error") or "")[-1500:] if failed else "",
+            "```",
+        ]
+    device = t["device"]
+    speed = r["tokens_per_second"]
+    loss_ok = (
+        abs(r["eval_loss_relative_difference"]) <= LOSS_TOLERANCE
+        and abs(r["final_train_loss_relative_difference"]) <= LOSS_TOLERANCE
+    )
+    memory_bytes = "GPU memory allocated" if device == "cuda" else "RSS"
+    rows = [
+        f"Model `{t['preset']}` (Llama-style, {t['model']['layers']} layers, hidden {t['model']['hidden']}, "
+        f"vocab {t['model']['vocab']}, random weights) on {device}; {t['data']['train_records']} training records "
+        f"of {t['data']['mean_length']:.0f} tokens on average (max {t['data']['max_length']}, cap "
+        f"{t['model']['max_length']}), batch {t['model']['batch_size']}, one epoch; "
+        f"{t['sides']['baseline']['runs']} runs per side, interleaved.",
+        "",
+        "| | PEFT quick tour (baseline) | kubeft trainer (defaults) | kubeft / baseline |",
+        "|---|---:|---:|---:|",
+        _row(
+            f"real tokens/s, fastest time per step over the runs (after {t['workload']['skip_steps']} warm-up steps)",
+            _fmt(b["tokens_per_second"], ".0f"),
+            _fmt(k["tokens_per_second"], ".0f"),
+            f"**{_fmt(speed, '.2f', 'x')}**",
+        ),
+        _row(
+            "real tokens/s, median run",
+            _fmt(b["tokens_per_second_median_run"], ".0f"),
+            _fmt(k["tokens_per_second_median_run"], ".0f"),
+            _fmt(r["tokens_per_second_median_run"], ".2f", "x"),
+        ),
+        _row(
+            f"peak memory ({memory_bytes})",
+            _mib(b["peak_memory_bytes"]),
+            _mib(k["peak_memory_bytes"]),
+            _fmt(r["peak_memory"], ".2f", "x"),
+        ),
+        _row(
+            "padding share of tokens computed",
+            _fmt(100 * b["padding_ratio"], ".0f", "%"),
+            _fmt(100 * k["padding_ratio"], ".0f", "%"),
+            "",
+        ),
+        _row(
+            "train loss, first step",
+            _fmt(b["first_train_loss"], ".4f"),
+            _fmt(k["first_train_loss"], ".4f"),
+            "",
+        ),
+        _row(
+            "final train loss (mean of last quarter of steps)",
+            _fmt(b["final_train_loss"], ".4f"),
+            _fmt(k["final_train_loss"], ".4f"),
+            _fmt(100 * r["final_train_loss_relative_difference"], "+.2f", "%"),
+        ),
+        _row(
+            "eval loss",
+            _fmt(b["eval_loss"], ".4f"),
+            _fmt(k["eval_loss"], ".4f"),
+            _fmt(100 * r["eval_loss_relative_difference"], "+.2f", "%"),
+        ),
+        _row(
+            "wall time, process start to exit",
+            _fmt(b["end_to_end_seconds"], ".0f", " s"),
+            _fmt(k["end_to_end_seconds"], ".0f", " s"),
+            _fmt(r["end_to_end_seconds"], ".2f", "x"),
+        ),
+        _row(
+            "achieved model TFLOP/s (4·N_matmul + 4·L·h·s)",
+            _fmt(b["achieved_tflops"], ".4f"),
+            _fmt(k["achieved_tflops"], ".4f"),
+            "",
+        ),
+    ]
+    if device == "cuda":
+        rows.append(
+            _row("MFU (H100 bf16 dense peak)", _fmt(100 * b["mfu"], ".1f", "%"), _fmt(100 * k["mfu"], ".1f", "%"), "")
+        )
+    pairs = ", ".join(f"{x:.2f}x" for x in r["tokens_per_second_pairs"])
+    rows += [
+        "",
+        f"Speed-up per interleaved pair: {pairs}; run-to-run spread of tokens/s: baseline "
+        f"{_fmt(100 * b['spread'], '.0f', '%')}, kubeft {_fmt(100 * k['spread'], '.0f', '%')}.",
+        "",
+        f"Targets: throughput ≥ {TARGET_SPEEDUP[device]}x on {device}: {_verdict(speed >= TARGET_SPEEDUP[device])}; "
+        f"peak memory ≤ baseline: {_verdict(None if math.isnan(r['peak_memory']) else r['peak_memory'] <= 1.0)}; "
+        f"losses within {100 * LOSS_TOLERANCE:.0f}%: {_verdict(loss_ok)}.",
+    ]
+    return rows
+
+
+def operator_table(o: dict[str, Any]) -> list[str]:
+    rows = [
+        f"One operator, N FineTuneJobs created by {o['client_threads']} client threads at once on a fresh local "
+        f"control plane per N; trainer pods stay Pending (no GPU node). After each burst drains, {o['trickle']} "
+        "more jobs are applied one every 0.5 s.",
+        "",
+        "| N | apply→Job p50 / p99 | apply→status p50 / p99 | drained in | after drain: apply→Job p99 "
+        "| RSS idle / peak | CPU per job | API writes per job (operator; self-count) | all writes per job |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for x in o["results"]:
+        job, status, late = x["apply_to_job"], x["apply_to_status"], x["after_drain_apply_to_job"]
+        rows.append(
+            f"| {x['n']} | {_fmt(job.get('p50'), '.2f')} / {_fmt(job.get('p99'), '.2f')} s "
+            f"| {_fmt(status.get('p50'), '.2f')} / {_fmt(status.get('p99'), '.2f')} s "
+            f"| {_fmt(x['drain_seconds'], '.1f', ' s')}{'' if x['drained'] else ' (timed out)'} "
+            f"| {_fmt(late.get('p99'), '.2f', ' s')} | {_mib(x['rss_idle_bytes'])} / {_mib(x['rss_peak_bytes'])} "
+            f"| {_fmt(1000 * x['cpu_seconds_per_job'], '.0f', ' ms')} "
+            f"| {_fmt(x['operator_writes_per_job'], '.2f')}; {_fmt(x['operator_self_reported_writes_per_job'], '.2f')} "
+            f"| {_fmt(x['cluster_writes_per_job'], '.2f')} |"
+        )
+    largest = max(o["results"], key=lambda x: x["n"])
+    late_p99 = largest["after_drain_apply_to_job"].get("p99")
+    rows += [
+        "",
+        f"Targets at N={largest['n']}: apply→Job p99 ≤ {TARGET_P99_SECONDS:.0f} s once the backlog drains: "
+        f"{_verdict(late_p99 is not None and late_p99 <= TARGET_P99_SECONDS)} ({_fmt(late_p99, '.2f', ' s')}; "
+        f"during the burst itself {_fmt(largest['apply_to_job'].get('p99'), '.2f', ' s')}); "
+        f"RSS ≤ 150 MB: {_verdict(max(x['rss_peak_bytes'] for x in o['results']) <= TARGET_RSS_BYTES)}; "
+        f"≤ {TARGET_WRITES_PER_JOB} API writes per job: "
+        f"{_verdict(max(x['operator_writes_per_job'] for x in o['results']) <= TARGET_WRITES_PER_JOB)}.",
+    ]
+    return rows
+
+
+def artifact_table(a: dict[str, Any]) -> list[str]:
+    base = a["baseline"]
+    projection = a["projection"]["methods"]
+    rows = [
+        f"Benchmark model: {base['model_bytes'] / 2**20:.1f} MiB of weights; uploading it whole (the baseline: what "
+        f"a full fine-tune exports) took {base['upload_seconds'] * 1000:.0f} ms to the local S3 server. "
+        f"Export = save adapter + model card + metrics + manifest, then upload; median of {a['repeats']}.",
+        "",
+        "| method | adapter file | % of base model | export + upload | vs full-model upload "
+        f"| projected % of base, {a['projection']['preset']} shape |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for m in a["methods"]:
+        p = projection.get(m["method"]) or projection.get("lora" if m["method"] == "qlora" else "")
+        projected = _fmt(100 * p["trainable_params"] / p["base_params"], ".3f", "%") if p else "-"
+        if "skipped" in m:
+            rows.append(
+                f"| {m['method']} | not run: {m['skipped'].split(':')[0]} (needs a CUDA GPU) | | | | {projected} |"
+            )
+            continue
+        rows.append(
+            f"| {m['method']} | {m['adapter_bytes'] / 1024:.1f} KiB | {100 * m['fraction_of_base']:.3f}% "
+            f"| {m['export_seconds'] * 1000:.0f} ms | {_fmt(m['export_time_ratio'], '.2f', 'x')} | {projected} |"
+        )
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    load = results.get("load_average", {})
+    lines = [
+        "# kubeft benchmark results",
+        "",
+        f"Generated by `{results['command']}` on {results['finished']} (commit {m['commit']}), "
+        f"{'quick' if results['quick'] else 'full'} mode, {results['seconds'] / 60:.1f} min.",
+        f"Machine: {m['cpus']} CPU cores ({m['cpu_model']}), {m['memory_bytes'] / 2**30:.0f} GiB RAM, "
+        f"GPU: {m['gpu'] or 'none'}; torch {m['versions'].get('torch')}, transformers "
+        f"{m['versions'].get('transformers')}, peft {m['versions'].get('peft')}. "
+        f"Load average (1 min) at start {load.get('start', '?')}, at end {load.get('end', '?')}: "
+        "other processes shared these cores, so absolute figures are noisy; ratios come from interleaved runs.",
+        "",
+    ]
+    if "trainer" in results:
+        lines += ["## Trainer throughput", "", *trainer_table(results["trainer"]), ""]
+        if results["trainer"]["device"] != "cuda":
+            lines += ["No GPU run: none was available for these results, so there are no GPU or MFU figures.", ""]
+    if "operator" in results:
+        lines += ["## Operator scale", "", *operator_table(results["operator"]), "", "![scale](scale.png)", ""]
+    if "artifact" in results:
+        lines += ["## Artifact size", "", *artifact_table(results["artifact"]), ""]
+    return "\n".join(lines)
+
+
+def plot(operator: dict[str, Any], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    results = sorted(operator["results"], key=lambda x: x["n"])
+    n = [x["n"] for x in results]
+    fig, axes = pyplot.subplots(2, 2, figsize=(10, 7))
+    ax = axes[0][0]
+    for key, label, style in (
+        ("apply_to_job", "apply→Job", "o-"),
+        ("apply_to_status", "apply→status", "s-"),
+        ("after_drain_apply_to_job", "apply→Job after drain", "^--"),
+    ):
+        ax.plot(n, [x[key].get("p99") for x in results], style, label=f"{label} p99")
+    ax.plot(n, [x["apply_to_job"].get("p50") for x in results], "o:", label="apply→Job p50")
+    ax.axhline(TARGET_P99_SECONDS, color="grey", lw=0.8, ls="--")
+    ax.set(title="latency", ylabel="seconds", xlabel="N")
+    ax.legend(fontsize=7)
+    ax = axes[0][1]
+    ax.plot(n, [x["rss_peak_bytes"] / 2**20 for x in results], "o-", label="peak")
+    ax.plot(n, [x["rss_idle_bytes"] / 2**20 for x in results], "s--", label="idle")
+    ax.axhline(TARGET_RSS_BYTES / 2**20, color="grey", lw=0.8, ls="--")
+    ax.set(title="operator RSS", ylabel="MiB", xlabel="N", ylim=(0, None))
+    ax.legend(fontsize=7)
+    ax = axes[1][0]
+    ax.plot(n, [1000 * x["cpu_seconds_per_job"] for x in results], "o-")
+    ax.set(title="operator CPU per job", ylabel="ms", xlabel="N", ylim=(0, None))
+    ax = axes[1][1]
+    ax.plot(n, [x["operator_writes_per_job"] for x in results], "o-", label="operator")
+    ax.plot(n, [x["cluster_writes_per_job"] for x in results], "s--", label="whole cluster")
+    ax.axhline(TARGET_WRITES_PER_JOB, color="grey", lw=0.8, ls="--")
+    ax.set(title="API writes per job", xlabel="N", ylim=(0, None))
+    ax.legend(fontsize=7)
+    for row in axes:
+        for a in row:
+            a.set_xscale("log")
+            a.set_xticks(n, [str(x) for x in n])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# -------------------------------------------------------------------------------------- main
+
+
+@contextlib.contextmanager
+def _workdir(path: pathlib.Path | None) -> Iterator[pathlib.Path]:
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    # Short and under /tmp: the local cluster keeps sockets and pod directories under it.
+    with tempfile.TemporaryDirectory(prefix="kb-", dir="/tmp") as tmp:
+        yield pathlib.Path(tmp)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller N, fewer steps and repeats (< 15 min on 2 cores)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS, help="where results.{json,md} and scale.png go")
+    parser.add_argument("--workdir", type=pathlib.Path, help="keep models, data, logs and cluster state here")
+    parser.add_argument("--preset", help="trainer model shape (see benchmarks.trainer_throughput.PRESETS)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    _quiet()
+    from benchmarks import artifact_size, operator_scale, trainer_throughput
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    previous = args.out / "results.json"
+    results: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() and len(only) < 3 else {}
+    results.update(
+        {
+            "command": " ".join(["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])]),
+            "quick": args.quick,
+            "machine": machine(),
+            "load_average": {"start": round(os.getloadavg()[0], 2)},
+        }
+    )
+    started = time.monotonic()
+    failed = []
+    with _workdir(args.workdir) as workdir:
+        model_dir = None
+        if "trainer" in only:
+            results["trainer"] = trainer_throughput.run(
+                quick=args.quick, workdir=workdir / "trainer", preset_name=args.preset, device=args.device, log=log
+            )
+            model_dir = workdir / "trainer" / "model"
+            if not results["trainer"]["complete"]:
+                failed.append("trainer")
+        if "operator" in only:
+            try:
+                results["operator"] = operator_scale.run(quick=args.quick, workdir=workdir / "operator", log=log)
+            except Exception as exc:
+                log(f"operator scale failed: {exc}")
+                failed.append("operator")
+        if "artifact" in only:
+            results["artifact"] = artifact_size.run(
+                quick=args.quick, workdir=workdir / "artifact", model_dir=model_dir, log=log
+            )
+    results["seconds"] = time.monotonic() - started
+    results["finished"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    results["load_average"]["end"] = round(os.getloadavg()[0], 2)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    if "operator" in results:
+        plot(results["operator"], args.out / "scale.png")
+    (args.out / "results.md").write_text(markdown(results) + "\n")
+    log(f"wrote {args.out / 'results.md'} in {results['seconds'] / 60:.1f} min")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
