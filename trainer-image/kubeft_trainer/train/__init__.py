@@ -129,7 +129,11 @@ def _final_eval(trainer: transformers.Trainer) -> dict[str, float]:
     history = trainer.state.log_history
     evals = [h for h in history if "eval_loss" in h]
     latest = evals[-1] if evals and evals[-1].get("step") == trainer.state.global_step else trainer.evaluate()
-    return {k: float(v) for k, v in latest.items() if k.startswith("eval_") and isinstance(v, int | float)}
+    return {
+        k: float(v)
+        for k, v in latest.items()
+        if k.startswith("eval_") and isinstance(v, int | float) and not k.endswith(("_runtime", "_per_second"))
+    }
 
 
 def _summary_writer(cfg: trainer_config.TrainerConfig) -> Any:
