@@ -84,7 +84,7 @@ step "6/7 kubectl apply -f examples/00-demo-tiny-lora.yaml, then watching it"
 # The spec is immutable once created: a re-run replaces the previous demo job.
 kubectl delete finetunejob demo -n "$NS" --ignore-not-found --wait=true >/dev/null
 kubectl apply -n "$NS" -f examples/00-demo-tiny-lora.yaml
-kubectl get ftj demo -n "$NS" | head -1
+kubectl get ftj demo -n "$NS" | sed -n 1p
 last=""
 deadline=$(( $(date +%s) + ${KUBEFT_DEMO_TIMEOUT:-900} ))
 while :; do

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.api import status as status_models
@@ -128,10 +129,11 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
-def _schema_for(model: type[Any]) -> dict[str, Any]:
+def _schema_for(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
-    return _resolve(raw, defs)
+    schema: dict[str, Any] = _resolve(raw, defs)
+    return schema
 
 
 def spec_schema() -> dict[str, Any]:

@@ -471,7 +471,8 @@ class FineTuneJobSpec(ApiModel):
                 ".dataset.fields",
             ),
             (
-                "self.task != 'SEQ_2_SEQ_LM' || (has(self.dataset.fields.prompt) && has(self.dataset.fields.completion))",
+                "self.task != 'SEQ_2_SEQ_LM' || "
+                "(has(self.dataset.fields.prompt) && has(self.dataset.fields.completion))",
                 "task SEQ_2_SEQ_LM needs spec.dataset.fields.prompt and spec.dataset.fields.completion",
                 ".dataset.fields",
             ),
