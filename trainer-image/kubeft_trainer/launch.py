@@ -24,6 +24,7 @@ import sys
 from kubeft_trainer import config
 
 EXIT_CODE_FILE = "exit-code"
+RESEND_SECONDS = 1.0
 
 
 def exit_code_path(environ: dict[str, str] | os._Environ[str] | None = None) -> pathlib.Path:
@@ -52,13 +53,24 @@ def main(argv: list[str] | None = None) -> int:
     command = [sys.executable, "-m", "accelerate.commands.launch", *args]
     child = subprocess.Popen(command, start_new_session=True, preexec_fn=_ignore_sigterm)
 
+    received: list[int] = []
+
     def forward(signum: int, frame: object) -> None:
+        received.append(signum)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    returncode = child.wait()
+    while True:
+        try:
+            returncode = child.wait(timeout=RESEND_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            # A signal that arrived while accelerate was still starting the trainer reached no
+            # handler; repeat it until the trainer has it (its handler is idempotent).
+            if received:
+                forward(received[-1], None)
     try:
         return int(recorded.read_text().strip())
     except (OSError, ValueError):

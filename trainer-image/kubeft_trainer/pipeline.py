@@ -17,7 +17,7 @@ import transformers
 
 from kubeft_operator.api import status as api_status
 from kubeft_trainer import config as trainer_config
-from kubeft_trainer import data, export, progress, storage
+from kubeft_trainer import data, errors, export, progress, storage
 from kubeft_trainer import model as model_stage
 from kubeft_trainer import train as train_stage
 from kubeft_trainer.export import s3 as export_s3
@@ -63,6 +63,13 @@ def run(
     reporter.start()
     try:
         quiet_libraries()
+        try:
+            cfg.workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise errors.InvalidConfig(
+                f"cannot create the work directory {cfg.workdir} ({exc.strerror}); "
+                "set KUBEFT_WORKDIR to a writable path"
+            ) from exc
         transformers.set_seed(spec.training.seed)
         arguments.precision(spec.training.precision)
         model_stage.check_runtime(cfg)

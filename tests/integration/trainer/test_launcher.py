@@ -1,12 +1,20 @@
-"""The container entry point keeps the trainer's exit code through `accelerate launch`, which turns it into 1."""
+"""The container entry point keeps the trainer's exit codes through `accelerate launch` and delivers SIGTERM.
+
+`accelerate launch` alone turns every failing exit code into 1 and does not pass SIGTERM on.
+"""
 
 from __future__ import annotations
 
+import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
-from tests.integration.trainer.conftest import termination
+from tests.fixtures.s3 import S3
+from tests.integration.trainer.conftest import merge, spec_doc, termination
 
 
 def test_user_error_exit_code_survives_accelerate_launch(trainer_env: pathlib.Path) -> None:
@@ -17,3 +25,22 @@ def test_user_error_exit_code_survives_accelerate_launch(trainer_env: pathlib.Pa
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 64, result.stderr[-3000:]
     assert termination(trainer_env)["reason"] == "InvalidConfig"
+
+
+def test_sigterm_during_startup_still_reaches_the_trainer(
+    s3: S3,
+    tiny: dict[str, pathlib.Path],
+    matrix_data: pathlib.Path,
+    write_config: Callable[..., pathlib.Path],
+    trainer_env: pathlib.Path,
+) -> None:
+    spec = spec_doc(s3, model=tiny["causal-lm"], data=matrix_data, task="CAUSAL_LM", fields={"text": "text"})
+    spec = merge(spec, {"training": {"maxSteps": 100000}})
+    command = [sys.executable, "-m", "kubeft_trainer.launch", "--num_processes", "1"]
+    command += ["-m", "kubeft_trainer", "--config", str(write_config(spec))]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **s3.env()})
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=300)
+    assert rc == 143, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+    assert termination(trainer_env)["reason"] == "Preempted"

@@ -37,7 +37,9 @@ class Preemption:
             self._previous = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        first = not self.requested
         self.requested = True
         if not self.training:
-            raise errors.Preempted("SIGTERM before training started; the retry starts over")
-        log.warning("SIGTERM: saving a checkpoint at the end of this step, then exiting")
+            raise errors.Preempted("SIGTERM outside the training loop; the retry resumes from the last checkpoint")
+        if first:
+            log.warning("SIGTERM: saving a checkpoint at the end of this step, then exiting")
