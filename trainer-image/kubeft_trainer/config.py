@@ -18,11 +18,10 @@ import pydantic
 import yaml
 
 from kubeft_operator.api import spec as api_spec
-from kubeft_trainer import errors
+from kubeft_trainer import errors, launch
 
 API_VERSION = "kubeft.io/v1alpha1"
 KIND = "TrainerConfig"
-DEFAULT_WORKDIR = "/var/lib/kubeft"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +104,7 @@ def parse(doc: Any, *, environ: dict[str, str] | os._Environ[str], source: str =
         name=str(name),
         namespace=environ.get("KUBEFT_NAMESPACE") or metadata.get("namespace"),
         uid=metadata.get("uid"),
-        workdir=pathlib.Path(environ.get("KUBEFT_WORKDIR") or DEFAULT_WORKDIR),
+        workdir=pathlib.Path(environ.get("KUBEFT_WORKDIR") or launch.DEFAULT_WORKDIR),
         rank=int(environ.get("RANK", "0")),
     )
 

@@ -21,15 +21,15 @@ import signal
 import subprocess
 import sys
 
-from kubeft_trainer import config
-
+# Standard library only: the signal handlers must be in place before anything slow is imported.
+DEFAULT_WORKDIR = "/var/lib/kubeft"
 EXIT_CODE_FILE = "exit-code"
 RESEND_SECONDS = 1.0
 
 
 def exit_code_path(environ: dict[str, str] | os._Environ[str] | None = None) -> pathlib.Path:
     env = os.environ if environ is None else environ
-    return pathlib.Path(env.get("KUBEFT_WORKDIR") or config.DEFAULT_WORKDIR) / EXIT_CODE_FILE
+    return pathlib.Path(env.get("KUBEFT_WORKDIR") or DEFAULT_WORKDIR) / EXIT_CODE_FILE
 
 
 def record_exit_code(code: int) -> None:
@@ -51,17 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     recorded = exit_code_path()
     recorded.unlink(missing_ok=True)
     command = [sys.executable, "-m", "accelerate.commands.launch", *args]
-    child = subprocess.Popen(command, start_new_session=True, preexec_fn=_ignore_sigterm)
-
     received: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, frame: object) -> None:
         received.append(signum)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signum)
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    child = subprocess.Popen(command, start_new_session=True, preexec_fn=_ignore_sigterm)
     while True:
         try:
             returncode = child.wait(timeout=RESEND_SECONDS)

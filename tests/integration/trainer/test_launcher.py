@@ -13,6 +13,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import psutil
+
 from tests.fixtures.s3 import S3
 from tests.integration.trainer.conftest import merge, spec_doc, termination
 
@@ -39,7 +41,9 @@ def test_sigterm_during_startup_still_reaches_the_trainer(
     command = [sys.executable, "-m", "kubeft_trainer.launch", "--num_processes", "1"]
     command += ["-m", "kubeft_trainer", "--config", str(write_config(spec))]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **s3.env()})
-    time.sleep(0.5)
+    # Signal once the launcher has started accelerate, long before the trainer installs its handler.
+    while proc.poll() is None and not psutil.Process(proc.pid).children():
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     rc = proc.wait(timeout=300)
     assert rc == 143, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
