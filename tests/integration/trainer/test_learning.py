@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 
+import pytest
 import torch
 
 from hack import tiny_models
@@ -13,6 +14,8 @@ from kubeft_trainer.model import base
 from tests.fixtures.s3 import S3
 from tests.integration.trainer import records
 from tests.integration.trainer.conftest import merge, spec_doc
+
+pytestmark = pytest.mark.slow
 
 
 def test_lora_on_minilm_classifies_topics_above_90_percent(s3: S3, trainer_env: pathlib.Path) -> None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import safetensors.torch
 import torch
 
@@ -24,6 +25,8 @@ from kubeft_trainer import config, pipeline
 from tests.fixtures.s3 import S3
 from tests.integration.trainer import records
 from tests.integration.trainer.conftest import merge, spec_doc, termination
+
+pytestmark = pytest.mark.slow
 
 STEPS = 120
 

@@ -16,9 +16,13 @@ import sys
 import time
 from collections.abc import Callable
 
+import pytest
+
 from tests.fixtures.s3 import S3
 from tests.integration.trainer import records
 from tests.integration.trainer.conftest import merge, spec_doc, termination
+
+pytestmark = pytest.mark.slow
 
 EXPORTED = {"adapter_config.json", "adapter_model.safetensors", "README.md", "metrics.json", "manifest.json"}
 
