@@ -48,7 +48,8 @@ if [ -f "$DIR/run/demo-operator.pid" ] && kill -0 "$(cat "$DIR/run/demo-operator
   kill -TERM -- "-$(cat "$DIR/run/demo-operator.pid")" 2>/dev/null || true
   sleep 1
 fi
-KUBECONFIG="$DIR/demo/operator.kubeconfig" KUBEFT_METRICS_PORT=0 \
+# The demo's S3 server is on loopback, which the operator refuses unless allowed (SSRF guard).
+KUBECONFIG="$DIR/demo/operator.kubeconfig" KUBEFT_METRICS_PORT=0 KUBEFT_ALLOW_PRIVATE_ENDPOINTS=true \
   setsid python -m kubeft_operator --standalone --namespace="$NS" >"$DIR/logs/demo-operator.log" 2>&1 &
 echo $! >"$DIR/run/demo-operator.pid"
 echo "operator log: $DIR/logs/demo-operator.log"

@@ -14,6 +14,7 @@ subprocess. :func:`Settings.from_env` is called by the startup handler in
 | ``KUBEFT_HF_CACHE_CLAIM`` | PersistentVolumeClaim mounted at ``HF_HOME`` instead of an emptyDir | unset |
 | ``KUBEFT_METRICS_PORT`` | Prometheus ``/metrics`` port; 0 turns it off | 9090 |
 | ``KUBEFT_PEERING_PRIORITY`` | kopf peering priority; unset: random, so replicas never tie | random |
+| ``KUBEFT_ALLOW_PRIVATE_ENDPOINTS`` | allow S3/Hub endpoints on loopback and private addresses | ``false`` |
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Settings:
     hf_cache_claim: str | None = None
     metrics_port: int = 9090
     peering_priority: int | None = None
+    allow_private_endpoints: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +69,7 @@ class Settings:
             hf_cache_claim=env.get("KUBEFT_HF_CACHE_CLAIM") or None,
             metrics_port=_int(env, "KUBEFT_METRICS_PORT", base.metrics_port),
             peering_priority=_int(env, "KUBEFT_PEERING_PRIORITY", None),
+            allow_private_endpoints=_bool(env, "KUBEFT_ALLOW_PRIVATE_ENDPOINTS"),
         )
         try:
             spec_models.ResourcesSpec(
@@ -121,3 +124,12 @@ def _plain_env(raw: str | None) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ValueError('`KUBEFT_TRAINER_ENV` must be a JSON object of strings, e.g. {"HF_HUB_OFFLINE": "1"}')
     return tuple(sorted(value.items()))
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"`{name}` must be true or false, not {raw!r}")

@@ -67,6 +67,8 @@ def e2e_operator(cluster: Cluster, release: Identity, namespace: str, tmp_path: 
         trainer_command=None,
         # The node agent runs every pod with HF_HUB_OFFLINE=1; the Hub test pushes to a local stand-in.
         trainer_env={"KUBEFT_PROGRESS_INTERVAL": "0.5", "HF_HUB_OFFLINE": "0"},
+        # S3 and the Hub stand-in listen on loopback here.
+        env={"KUBEFT_ALLOW_PRIVATE_ENDPOINTS": "true"},
     )
     op.start()
     yield op

@@ -212,3 +212,17 @@ def test_adapter_is_pushed_to_the_hub(
     names = {p.name for p in files.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "manifest.json", "README.md"} <= names
     assert hub.token not in (files / "README.md").read_text()
+
+
+def test_cloud_metadata_endpoint_is_refused_before_anything_runs(
+    cluster: Cluster, namespace: str, e2e_operator, job_manifest, watch: Watcher
+):
+    doc = job_manifest("ssrf", resources={"gpus": 0})
+    doc["spec"]["storage"]["endpoint"] = "http://169.254.169.254/latest"
+    cluster.apply(doc, namespace=namespace)
+
+    watch.wait_phase("ssrf", "Failed", timeout=60)
+    failed = watch.condition("ssrf", "Failed")
+    assert failed["reason"] == "InvalidSpec"
+    assert "spec.storage.endpoint" in failed["message"] and "link-local" in failed["message"]
+    assert watch.items("jobs", "ssrf") == []

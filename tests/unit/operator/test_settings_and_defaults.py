@@ -72,3 +72,14 @@ def test_resources_the_user_set_win_over_operator_defaults():
     spec = spec_models.FineTuneJobSpec.model_validate(raw)
     applied = defaults.apply(spec, config.Settings(default_gpus=0, default_cpu="2", default_memory="8Gi"))
     assert (applied.resources.gpus, applied.resources.cpu, applied.resources.memory) == (2, "2", "8Gi")
+
+
+@pytest.mark.parametrize(("raw", "want"), [("", False), ("false", False), ("0", False), ("true", True), ("1", True)])
+def test_private_endpoints_switch(raw, want):
+    env = {"KUBEFT_ALLOW_PRIVATE_ENDPOINTS": raw} if raw else {}
+    assert config.Settings.from_env(env).allow_private_endpoints is want
+
+
+def test_malformed_private_endpoints_switch_is_named():
+    with pytest.raises(ValueError, match="KUBEFT_ALLOW_PRIVATE_ENDPOINTS"):
+        config.Settings.from_env({"KUBEFT_ALLOW_PRIVATE_ENDPOINTS": "maybe"})
