@@ -171,14 +171,16 @@ class Cluster:
             text=True,
         )
 
-    def kubectl(self, *args: str) -> str:
-        return subprocess.run(
-            ["kubectl", "--kubeconfig", str(self.kubeconfig), *args],
+    def kubectl(self, *args: str, check: bool = True) -> str:
+        proc = subprocess.run(
+            ["kubectl", "--kubeconfig", str(self.kubeconfig), "--request-timeout=30s", *args],
             env=self.env,
-            check=True,
             capture_output=True,
             text=True,
-        ).stdout
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()[-1000:]}")
+        return proc.stdout
 
     def request_totals(self, session: Any) -> dict[tuple[str, str, str, str], float]:
         response = session.get(f"{self.api}/metrics", timeout=30)
@@ -206,7 +208,14 @@ def private_cluster(directory: pathlib.Path) -> Iterator[Cluster]:
         except subprocess.CalledProcessError as exc:
             raise RuntimeError(f"hack/cluster.sh up failed:\n{exc.stderr[-3000:]}") from None
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "finetunejob.yaml"))
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{PLURAL}.{GROUP}")
+        established = '{.status.conditions[?(@.type=="Established")].status}'
+        if not _wait(
+            lambda: (
+                cluster.kubectl("get", f"crd/{PLURAL}.{GROUP}", "-o", f"jsonpath={established}", check=False) == "True"
+            ),
+            timeout=60,
+        ):
+            raise RuntimeError(f"the CRD {PLURAL}.{GROUP} was not Established within 60 s")
         yield cluster
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):

@@ -496,6 +496,10 @@ def run_kubeft(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 def worker(spec_file: pathlib.Path) -> int:
     spec = json.loads(spec_file.read_text())
     os.environ.update({"HF_HOME": str(pathlib.Path(spec["run_dir"]) / "hf"), "HF_HUB_OFFLINE": "1"})
+    if spec.get("threads"):
+        import torch
+
+        torch.set_num_threads(spec["threads"])
     meter = Meter()
     install(meter)
     outcome = (run_baseline if spec["side"] == "baseline" else run_kubeft)(spec, meter)
@@ -530,6 +534,7 @@ def _launch(spec: dict[str, Any], run_dir: pathlib.Path, log: Any) -> dict[str, 
     spec = {**spec, "run_dir": str(run_dir), "result_file": str(run_dir / "result.json")}
     spec_file = run_dir / "spec.json"
     spec_file.write_text(json.dumps(spec, indent=2))
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     with (run_dir / "worker.log").open("w") as out:
         proc = subprocess.run(
@@ -543,6 +548,8 @@ def _launch(spec: dict[str, Any], run_dir: pathlib.Path, log: Any) -> dict[str, 
     result_file = run_dir / "result.json"
     result = json.loads(result_file.read_text()) if result_file.exists() else {"side": spec["side"], "exit_code": 1}
     result["end_to_end_seconds"] = elapsed
+    # 1-minute load average before and after: above the core count, other processes competed for the CPU.
+    result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     if proc.returncode != 0 and result.get("exit_code", 1) == 0:
         result["exit_code"] = proc.returncode
     if result.get("exit_code") != 0:
@@ -568,9 +575,13 @@ def run(
     preset_name: str | None = None,
     device: str = "auto",
     repeats: int | None = None,
+    threads: int | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Build the model and data, run both sides `repeats` times interleaved, and summarise."""
+    """Build the model and data, run both sides `repeats` times interleaved, and summarise.
+
+    `threads` fixes torch's intra-op threads in both sides' workers (default: torch's own choice).
+    """
     device = _device(device)
     preset_name = preset_name or ("llama-1b" if device == "cuda" else "cpu-small")
     preset = PRESETS[preset_name]
@@ -593,13 +604,17 @@ def run(
         "lora_dropout": workload.lora_dropout,
         "target_modules": list(workload.target_modules),
         "skip_steps": workload.skip_steps,
+        "threads": threads,
     }
     runs: list[dict[str, Any]] = []
     with s3server.running() as s3:
         base_spec |= {"s3_endpoint": s3.endpoint, "s3_bucket": s3.bucket, "s3_env": s3.env}
         for i, side in enumerate(order(workload.repeats)):
             runs.append(_launch({**base_spec, "side": side}, workdir / f"run-{i:02d}-{side}", log))
-    return summarise(runs, preset_name=preset_name, preset=preset, workload=workload, prepared=prepared, device=device)
+    summary = summarise(
+        runs, preset_name=preset_name, preset=preset, workload=workload, prepared=prepared, device=device
+    )
+    return summary | {"threads": threads}
 
 
 def _pairs(runs: list[dict[str, Any]], key: str) -> list[float]:
@@ -652,6 +667,7 @@ def summarise(
             "final_train_loss": measures.median([r["final_train_loss"] for r in ok]),
             "eval_loss": measures.median([r["eval_loss"] for r in ok if r["eval_loss"] is not None] or [math.nan]),
             "achieved_tflops": flops_per_token * best / 1e12,
+            "max_load_average": max(max(r["load_average"]) for r in ok),
         }
         if device == "cuda":
             sides[side]["mfu"] = measures.mfu(
@@ -713,6 +729,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="model shape (default: cpu-small, llama-1b on GPU)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--repeats", type=int, help="runs per side")
+    parser.add_argument("--threads", type=int, help="torch threads per worker (default: torch's choice)")
     parser.add_argument("--workdir", type=pathlib.Path, help="keep models, data and worker logs here")
     parser.add_argument("--json", type=pathlib.Path, help="write the summary here")
     parser.add_argument("--worker", type=pathlib.Path, help=argparse.SUPPRESS)
@@ -721,7 +738,12 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args.worker)
     with _workdir(args.workdir) as workdir:
         summary = run(
-            quick=args.quick, workdir=workdir, preset_name=args.preset, device=args.device, repeats=args.repeats
+            quick=args.quick,
+            workdir=workdir,
+            preset_name=args.preset,
+            device=args.device,
+            repeats=args.repeats,
+            threads=args.threads,
         )
     text = json.dumps(summary, indent=2, default=str)
     if args.json:
