@@ -227,6 +227,7 @@ class Meter:
 
     def __init__(self) -> None:
         self.step_ends: list[float] = []
+        self.step_compute: list[float] = []
         self.step_real: list[Any] = []
         self.step_total: list[int] = []
         self.step_loss: list[Any] = []
@@ -238,11 +239,13 @@ class Meter:
         self.peak_accelerator = 0
         self._pending_real: list[Any] = []
         self._pending_total = 0
+        self._pending_compute = 0.0
         self._pending_loss: list[Any] = []
         self._sampling = threading.Event()
 
     # -- hooks called from the patched Trainer
-    def micro_batch(self, inputs: dict[str, Any], loss: Any) -> None:
+    def micro_batch(self, inputs: dict[str, Any], loss: Any, *, seconds: float) -> None:
+        self._pending_compute += seconds
         ids = inputs["input_ids"]
         mask = inputs.get("attention_mask")
         # Padding-free batches carry no attention mask: every token of the flattened row is real.
@@ -256,7 +259,9 @@ class Meter:
         self.step_real.append(self._pending_real)
         self.step_total.append(self._pending_total)
         self.step_loss.append(self._pending_loss)
+        self.step_compute.append(self._pending_compute)
         self._pending_real, self._pending_total, self._pending_loss = [], 0, []
+        self._pending_compute = 0.0
 
     def begin(self) -> None:
         import psutil
@@ -317,6 +322,10 @@ class Meter:
             "window_seconds": window_seconds,
             "tokens_per_second": window_tokens / window_seconds,
             "step_seconds": step_seconds,
+            # Forward + backward (Trainer.training_step) per step; the rest of a step is data loading,
+            # optimizer, logging and callbacks.
+            "step_compute_seconds": self.step_compute,
+            "overhead_seconds_per_step": (window_seconds - sum(self.step_compute[skip_steps:])) / (steps - skip_steps),
             "step_real_tokens": real,
             "train_loop_seconds": self.train_end - self.train_begin - sum(b - a for a, b in self.excluded),
             "eval_seconds": sum(b - a for a, b in self.excluded),
@@ -360,8 +369,11 @@ def install(meter: Meter) -> None:
         self.add_callback(Callback())
 
     def training_step(self: Any, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        _synchronize()
+        start = time.perf_counter()
         loss = original_step(self, model, inputs, *args, **kwargs)
-        meter.micro_batch(inputs, loss)
+        _synchronize()
+        meter.micro_batch(inputs, loss, seconds=time.perf_counter() - start)
         return loss
 
     def evaluate(self: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
@@ -661,6 +673,7 @@ def summarise(
             "peak_memory_bytes": measures.median(peak),
             "end_to_end_seconds": measures.median([r["end_to_end_seconds"] for r in ok]),
             "train_loop_seconds": measures.median([r["train_loop_seconds"] for r in ok]),
+            "overhead_seconds_per_step": measures.median([r["overhead_seconds_per_step"] for r in ok]),
             "steps": ok[0]["steps"],
             "padding_ratio": measures.median([r["padding_ratio"] for r in ok]),
             "first_train_loss": measures.median([r["first_train_loss"] for r in ok]),
