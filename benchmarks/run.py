@@ -386,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", help="trainer model shape (see benchmarks.trainer_throughput.PRESETS)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, help="torch threads per trainer worker (default: torch's choice)")
+    parser.add_argument("--batch-size", type=int, help="trainer micro-batch size (default: the preset's)")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - set(SECTIONS)
@@ -429,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                 preset_name=args.preset,
                 device=args.device,
                 threads=args.threads,
+                batch_size=args.batch_size,
                 log=log,
             )
             stamp("trainer", since)

@@ -588,6 +588,7 @@ def run(
     device: str = "auto",
     repeats: int | None = None,
     threads: int | None = None,
+    batch_size: int | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
     """Build the model and data, run both sides `repeats` times interleaved, and summarise.
@@ -597,6 +598,8 @@ def run(
     device = _device(device)
     preset_name = preset_name or ("llama-1b" if device == "cuda" else "cpu-small")
     preset = PRESETS[preset_name]
+    if batch_size:
+        preset = dataclasses.replace(preset, batch_size=batch_size)
     workload = workload_for(quick=quick, preset=preset, device=device)
     if repeats:
         workload = dataclasses.replace(workload, repeats=repeats)
@@ -743,6 +746,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--repeats", type=int, help="runs per side")
     parser.add_argument("--threads", type=int, help="torch threads per worker (default: torch's choice)")
+    parser.add_argument("--batch-size", type=int, help="micro-batch size (default: the preset's)")
     parser.add_argument("--workdir", type=pathlib.Path, help="keep models, data and worker logs here")
     parser.add_argument("--json", type=pathlib.Path, help="write the summary here")
     parser.add_argument("--worker", type=pathlib.Path, help=argparse.SUPPRESS)
@@ -757,6 +761,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             repeats=args.repeats,
             threads=args.threads,
+            batch_size=args.batch_size,
         )
     text = json.dumps(summary, indent=2, default=str)
     if args.json:
