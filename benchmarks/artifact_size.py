@@ -15,18 +15,15 @@ Called by :mod:`benchmarks.run`; ``python -m benchmarks.artifact_size --help`` r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import pathlib
-import tempfile
 import time
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
-from benchmarks import measures, s3server, trainer_throughput
+from benchmarks import measures, s3server, trainer_throughput, workdirs
 
 METHODS = ("lora", "qlora", "ia3", "adalora", "prefixTuning", "promptTuning", "pTuning")
 PROJECTION_PRESET = "llama-8b"
@@ -175,16 +172,6 @@ def run(
     }
 
 
-@contextlib.contextmanager
-def _workdir(path: pathlib.Path | None) -> Iterator[pathlib.Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="kubeft-bench-") as tmp:
-        yield pathlib.Path(tmp)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer export repeats")
@@ -192,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=pathlib.Path, help="keep the staged exports here")
     parser.add_argument("--json", type=pathlib.Path, help="write the results here")
     args = parser.parse_args(argv)
-    with _workdir(args.workdir) as workdir:
+    with workdirs.workdir(args.workdir) as workdir:
         summary = run(quick=args.quick, workdir=workdir, model_dir=args.model)
     text = json.dumps(summary, indent=2)
     if args.json:

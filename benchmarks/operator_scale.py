@@ -33,13 +33,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from benchmarks import measures
+from benchmarks import measures, workdirs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "kubeft.io", "v1alpha1", "finetunejobs"
@@ -572,17 +571,6 @@ def run(*, quick: bool, workdir: pathlib.Path, sizes: list[int] | None = None, l
     return {"sizes": sizes, "trickle": trickle, "client_threads": CLIENT_THREADS, "results": results}
 
 
-@contextlib.contextmanager
-def _workdir(path: pathlib.Path | None) -> Iterator[pathlib.Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    # Short path: the cluster's unix sockets and pod directories live under it.
-    with tempfile.TemporaryDirectory(prefix="kb-", dir="/tmp") as tmp:
-        yield pathlib.Path(tmp)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 50, 200 instead of 100, 500, 1000")
@@ -590,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=pathlib.Path, help="keep cluster state and operator logs here")
     parser.add_argument("--json", type=pathlib.Path, help="write the results here")
     args = parser.parse_args(argv)
-    with _workdir(args.workdir) as workdir:
+    # A short path: the cluster's unix sockets and pod directories live under it.
+    with workdirs.workdir(args.workdir, prefix="kb-", parent="/tmp") as workdir:
         summary = run(quick=args.quick, workdir=workdir, sizes=args.sizes)
     text = json.dumps(summary, indent=2)
     if args.json:

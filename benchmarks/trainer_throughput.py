@@ -31,15 +31,13 @@ import resource
 import runpy
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import yaml
 
-from benchmarks import measures, s3server
+from benchmarks import measures, s3server, workdirs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIDES = ("baseline", "kubeft")
@@ -729,16 +727,6 @@ def summarise(
     }
 
 
-@contextlib.contextmanager
-def _workdir(path: pathlib.Path | None) -> Iterator[pathlib.Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="kubeft-bench-") as tmp:
-        yield pathlib.Path(tmp)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
@@ -753,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args.worker)
-    with _workdir(args.workdir) as workdir:
+    with workdirs.workdir(args.workdir) as workdir:
         summary = run(
             quick=args.quick,
             workdir=workdir,
