@@ -35,8 +35,21 @@ log() { echo ">> $*" >&2; }
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 kc() { kubectl --kubeconfig "$DIR/admin.kubeconfig" --request-timeout=5s "$@"; }
 pid_of() { cat "$DIR/run/$1.pid" 2>/dev/null || true; }
-# Alive, and still the process we started (not a later one that reused the pid).
-alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q -- "$1"; }
+# Does /proc show this shell's own pid namespace? Not always: a sandbox may run us in a pid
+# namespace of our own under the host's /proc, where /proc/PID is some other process.
+read -r _self_pid _ </proc/self/stat 2>/dev/null || _self_pid=
+PROC_IS_OURS=false
+[ "$_self_pid" = "$BASHPID" ] && PROC_IS_OURS=true
+# Alive (kill -0 works in any namespace) and, where /proc can tell, still the process we started
+# rather than a later one that reused its pid.
+alive() {
+  local p cmd
+  p=$(pid_of "$1")
+  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
+  $PROC_IS_OURS || return 0
+  cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || return 1
+  [[ $cmd == *"$1"* ]]
+}
 
 healthy() {
   for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
@@ -113,8 +126,16 @@ start() { # name command...
   STARTED+=("$name")
   alive "$name" && return 0
   log "starting $name"
-  setsid "$@" >>"$DIR/logs/$name.log" 2>&1 </dev/null 9>&- &
-  echo $! >"$DIR/run/$name.pid"
+  # hack/spawn.py records the daemon's own pid, in a session of its own (see its docstring).
+  "$VENV/bin/python" "$root/hack/spawn.py" --log "$DIR/logs/$name.log" --pidfile "$DIR/run/$name.pid" -- "$@" 9>&-
+}
+
+exited() { # component: what a developer needs to see when it died during start-up
+  echo "---- last lines of $DIR/logs/$1.log:" >&2
+  tail -n 20 "$DIR/logs/$1.log" >&2 || true
+  local taken
+  taken=$(ss -Hltn 2>/dev/null | awk '{print $4}' | grep -E ":($ETCD_PORT|$ETCD_PEER_PORT|$API_PORT|$CM_PORT|$SCHED_PORT|$AGENT_PORT)\$" || true)
+  [ -z "$taken" ] || echo "---- cluster ports already listening (another cluster? set KUBEFT_PORT_BASE): $taken" >&2
 }
 
 wait_for() { # description command...
@@ -122,7 +143,7 @@ wait_for() { # description command...
   local deadline=$((SECONDS + TIMEOUT)) c
   until "$@" >/dev/null 2>&1; do
     for c in "${STARTED[@]}"; do
-      alive "$c" || { tail -n 20 "$DIR/logs/$c.log" >&2; die "$c exited while waiting for $what; log: $DIR/logs/$c.log"; }
+      alive "$c" || { exited "$c"; die "$c (pid $(pid_of "$c")) exited while waiting for $what; log: $DIR/logs/$c.log"; }
     done
     [ $SECONDS -lt $deadline ] || die "timed out after ${TIMEOUT}s waiting for $what; see $DIR/logs/"
     sleep 0.5

@@ -23,8 +23,8 @@ step "2/7 starting the local control plane and an S3 server on $S3_ENDPOINT"
 hack/cluster.sh up
 mkdir -p "$DIR/run" "$DIR/logs" "$DIR/demo"
 if ! curl -sf "$S3_ENDPOINT/" >/dev/null 2>&1; then
-  setsid moto_server -H 127.0.0.1 -p "$S3_PORT" >"$DIR/logs/demo-s3.log" 2>&1 &
-  echo $! >"$DIR/run/demo-s3.pid"
+  python hack/spawn.py --log "$DIR/logs/demo-s3.log" --pidfile "$DIR/run/demo-s3.pid" -- \
+    moto_server -H 127.0.0.1 -p "$S3_PORT"
   for _ in $(seq 1 50); do curl -sf "$S3_ENDPOINT/" >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 
@@ -49,9 +49,10 @@ if [ -f "$DIR/run/demo-operator.pid" ] && kill -0 "$(cat "$DIR/run/demo-operator
   sleep 1
 fi
 # The demo's S3 server is on loopback, which the operator refuses unless allowed (SSRF guard).
+: >"$DIR/logs/demo-operator.log"
 KUBECONFIG="$DIR/demo/operator.kubeconfig" KUBEFT_METRICS_PORT=0 KUBEFT_ALLOW_PRIVATE_ENDPOINTS=true \
-  setsid python -m kubeft_operator --standalone --namespace="$NS" >"$DIR/logs/demo-operator.log" 2>&1 &
-echo $! >"$DIR/run/demo-operator.pid"
+  python hack/spawn.py --log "$DIR/logs/demo-operator.log" --pidfile "$DIR/run/demo-operator.pid" -- \
+  python -m kubeft_operator --standalone --namespace="$NS"
 echo "operator log: $DIR/logs/demo-operator.log"
 
 step "4/7 building a tiny Llama-style model and uploading it with the bundled dataset to S3"

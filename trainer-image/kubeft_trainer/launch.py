@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     child = subprocess.Popen(command, start_new_session=True, preexec_fn=_ignore_sigterm)
+    print(f"kubeft launch: started accelerate (pid {child.pid}); forwarding SIGTERM", file=sys.stderr, flush=True)
     while True:
         try:
             returncode = child.wait(timeout=RESEND_SECONDS)

@@ -10,10 +10,7 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-
-import psutil
 
 from tests.fixtures.s3 import S3
 from tests.integration.trainer.conftest import merge, spec_doc, termination
@@ -41,10 +38,15 @@ def test_sigterm_during_startup_still_reaches_the_trainer(
     command = [sys.executable, "-m", "kubeft_trainer.launch", "--num_processes", "1"]
     command += ["-m", "kubeft_trainer", "--config", str(write_config(spec))]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **s3.env()})
-    # Signal once the launcher has started accelerate, long before the trainer installs its handler.
-    while proc.poll() is None and not psutil.Process(proc.pid).children():
-        time.sleep(0.05)
+    assert proc.stderr is not None
+    # Signal as soon as the launcher says it started accelerate, long before the trainer installs
+    # its handler. (Its log line, not /proc: this test's pids need not be the ones /proc shows.)
+    seen = []
+    while not (seen and seen[-1].startswith("kubeft launch: started accelerate")):
+        line = proc.stderr.readline().decode()
+        assert line, f"the launcher exited without starting accelerate: {''.join(seen)[-3000:]}"
+        seen.append(line)
     proc.send_signal(signal.SIGTERM)
-    rc = proc.wait(timeout=300)
-    assert rc == 143, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err.decode()[-3000:]
     assert termination(trainer_env)["reason"] == "Preempted"
