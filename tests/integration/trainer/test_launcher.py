@@ -16,12 +16,25 @@ from tests.fixtures.s3 import S3
 from tests.integration.trainer.conftest import merge, spec_doc, termination
 
 
+def launch_command(config: pathlib.Path) -> list[str]:
+    """The trainer as the Job's container runs it: the launcher around `accelerate launch`."""
+    return [
+        sys.executable,
+        "-m",
+        "kubeft_trainer.launch",
+        "--num_processes",
+        "1",
+        "-m",
+        "kubeft_trainer",
+        "--config",
+        str(config),
+    ]
+
+
 def test_user_error_exit_code_survives_accelerate_launch(trainer_env: pathlib.Path) -> None:
     bad = trainer_env / "config.yaml"
     bad.write_text("kind: TrainerConfig\nspec: {}\n")
-    command = [sys.executable, "-m", "kubeft_trainer.launch", "--num_processes", "1"]
-    command += ["-m", "kubeft_trainer", "--config", str(bad)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(launch_command(bad), capture_output=True, text=True, timeout=300)
     assert result.returncode == 64, result.stderr[-3000:]
     assert termination(trainer_env)["reason"] == "InvalidConfig"
 
@@ -35,9 +48,12 @@ def test_sigterm_during_startup_still_reaches_the_trainer(
 ) -> None:
     spec = spec_doc(s3, model=tiny["causal-lm"], data=matrix_data, task="CAUSAL_LM", fields={"text": "text"})
     spec = merge(spec, {"training": {"maxSteps": 100000}})
-    command = [sys.executable, "-m", "kubeft_trainer.launch", "--num_processes", "1"]
-    command += ["-m", "kubeft_trainer", "--config", str(write_config(spec))]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **s3.env()})
+    proc = subprocess.Popen(
+        launch_command(write_config(spec)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **s3.env()},
+    )
     assert proc.stderr is not None
     # Signal as soon as the launcher says it started accelerate, long before the trainer installs
     # its handler. (Its log line, not /proc: this test's pids need not be the ones /proc shows.)
