@@ -22,7 +22,7 @@ WORKDIR = "/var/lib/kubeft"
 HF_HOME = "/var/cache/huggingface"
 # docs/DESIGN.md: 64 = user error (config, data), 65 = diverged. Neither improves with a retry.
 NO_RETRY_EXIT_CODES = [64, 65]
-TRAINER_UID = 1000
+TRAINER_UID = 10001  # the trainer image's user (trainer-image/Dockerfile); tests/e2e/test_images.py checks they agree
 
 
 def command(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> list[str]:

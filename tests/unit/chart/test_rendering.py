@@ -60,11 +60,14 @@ def test_liveness_probe_hits_kopf_health_endpoint() -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
 
 
-def test_operator_runs_the_kubeft_handlers_with_kopf() -> None:
+def test_operator_runs_the_images_entry_point() -> None:
+    """The image's `kubeft-operator` adds kopf's `run --module=...`; the args are kopf's options.
+    That this command exists in the built image is checked by tests/e2e/test_images.py."""
     container = _container()
 
-    assert container["command"] == ["kopf", "run"]
-    assert "--module=kubeft_operator.handlers" in container["args"]
+    assert container["command"] == ["kubeft-operator"]
+    assert not any(arg.startswith("--module") or arg == "run" for arg in container["args"])
+    assert "--standalone" in container["args"]
 
 
 def test_image_tags_default_to_app_version() -> None:

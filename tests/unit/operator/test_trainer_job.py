@@ -54,9 +54,9 @@ WANT_MINIMAL_JOB = {
                 "enableServiceLinks": False,
                 "securityContext": {
                     "runAsNonRoot": True,
-                    "runAsUser": 1000,
-                    "runAsGroup": 1000,
-                    "fsGroup": 1000,
+                    "runAsUser": 10001,
+                    "runAsGroup": 10001,
+                    "fsGroup": 10001,
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
                 "containers": [
