@@ -10,7 +10,7 @@ export KUBECONFIG ?= $(KUBEFT_CLUSTER_DIR)/admin.kubeconfig
 export PATH := $(VENV)/bin:$(KUBEFT_CACHE)/bin:$(KUBEFT_CACHE)/k8s-v$(K8S_VERSION)/bin:$(PATH)
 PY := $(VENV)/bin/python
 
-.PHONY: help setup demo test test-unit lint crds cluster-up cluster-down kubeconfig bench bench-quick
+.PHONY: help setup images demo test test-unit lint crds cluster-up cluster-down kubeconfig bench bench-quick
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -18,10 +18,13 @@ help: ## list targets
 setup: ## install everything into $(KUBEFT_CACHE) (idempotent; fast once cached)
 	@hack/install.sh
 
-demo: setup ## local cluster + S3 + operator, then train the example job end to end
+images: setup ## build the operator, trainer and local base images (buildah, offline, incremental)
+	@hack/images.sh build
+
+demo: images ## local cluster with a real node, S3, kubeft from its Helm chart, then train the example job
 	@hack/demo.sh
 
-test: setup ## lint, then unit, integration and e2e tests on a fresh local cluster
+test: images ## lint, then unit, integration and e2e tests on a fresh local cluster with a real node
 	@hack/test.sh
 
 test-unit: setup ## unit tests only (no cluster)
@@ -33,7 +36,7 @@ lint: setup ## ruff, mypy, import contracts, CRD drift, hadolint
 crds: ## regenerate crds/ and the chart's copy from the API models
 	@$(PY) -m kubeft_operator.api.crd
 
-cluster-up: setup ## start etcd, apiserver, controller-manager, scheduler and the node agent
+cluster-up: images ## start etcd, apiserver, controller-manager, scheduler and a real node (kubelet, containerd)
 	@hack/cluster.sh up
 
 cluster-down: ## stop the local cluster and remove its state

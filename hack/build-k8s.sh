@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager and kube-scheduler from source through the Go
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler and kubelet from source through the Go
 # module proxy, into a version-keyed cache outside the repo. Called by hack/install.sh; a second
 # call with the binaries present returns at once.
 #
@@ -10,7 +10,7 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-1.35.4}"
 CACHE="${KUBEFT_CACHE:-$HOME/.cache/kubeft}"
 OUT="$CACHE/k8s-v$K8S_VERSION"
-BINS=(kube-apiserver kube-controller-manager kube-scheduler)
+BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
 
 have_all() { for b in "${BINS[@]}"; do [ -x "$OUT/bin/$b" ] || return 1; done; }
 if have_all; then exit 0; fi
@@ -20,7 +20,7 @@ staging_version="v0.$minor.${K8S_VERSION##*.}"
 work="$OUT/build"
 mkdir -p "$work" "$OUT/bin"
 cd "$work"
-echo ">> building Kubernetes v$K8S_VERSION control-plane binaries into $OUT/bin (first time only; takes many minutes)" >&2
+echo ">> building Kubernetes v$K8S_VERSION binaries into $OUT/bin (first time only; takes many minutes)" >&2
 
 gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
 {

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# The local Kubernetes control plane: `make cluster-up` / `make cluster-down` call this.
+# The local Kubernetes cluster: `make cluster-up` / `make cluster-down` call this.
 #
 #   hack/cluster.sh up       start (or reuse) etcd, kube-apiserver, kube-controller-manager,
-#                            kube-scheduler and the node agent; wait until the cluster is usable
+#                            kube-scheduler and one real node (containerd + runc + CNI + kubelet);
+#                            wait until the cluster is usable
 #   hack/cluster.sh down     stop everything, pods included, and remove the cluster's state
 #   hack/cluster.sh status   one line per component, then /readyz and the nodes
+#   hack/cluster.sh exec CMD run CMD inside the cluster's network namespace (tests, the demo)
+#   hack/cluster.sh leftovers  after `down`: list anything left behind (fails if there is any)
 #
-# Everything listens on 127.0.0.1 only, on ports from $KUBEFT_PORT_BASE (default 16440):
-# etcd +0 (peer +1), kube-apiserver +3 (16443), controller-manager +4, scheduler +5, node agent +6.
-# State lives in $KUBEFT_CLUSTER_DIR: pki/, etcd/, logs/<component>.log, run/<component>.pid,
-# pods/ (the node agent's per-pod volumes and container logs) and admin.kubeconfig.
+# The whole cluster lives in a network namespace of its own, $KUBEFT_NETNS (default "kubeft"),
+# created here: there the node has a real address ($KUBEFT_NODE_IP, on a bridge inside the
+# namespace, as the kubelet refuses a loopback node IP), pods get addresses on a CNI bridge, and
+# nothing can reach any other network. From the host, one forwarder (hack/nsproxy.py) makes the
+# API server reachable on https://127.0.0.1:$API_PORT, so plain `kubectl` works.
+# Ports from $KUBEFT_PORT_BASE (default 16440), inside the namespace: etcd +0 (peer +1),
+# kube-apiserver +3 (16443, also the host's forwarder), controller-manager +4, scheduler +5.
+# State lives in $KUBEFT_CLUSTER_DIR: pki/, etcd/, node/ (containerd's state, the kubelet's root,
+# pod logs), logs/<component>.log, run/<component>.pid and admin.kubeconfig. Images live in
+# containerd's store under $KUBEFT_CACHE/containerd-1.6, kept across `down` like any other cache.
+# docs/local-cluster.md describes the node and what it needs (root, cgroups, overlayfs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 CACHE="${KUBEFT_CACHE:-$HOME/.cache/kubeft}"
@@ -20,20 +30,32 @@ K8S_BIN="$CACHE/k8s-v$K8S_VERSION/bin"
 TOOLS_BIN="$CACHE/bin"
 BASE="${KUBEFT_PORT_BASE:-16440}"
 ETCD_PORT=$((BASE + 0)) ETCD_PEER_PORT=$((BASE + 1)) API_PORT=$((BASE + 3))
-CM_PORT=$((BASE + 4)) SCHED_PORT=$((BASE + 5)) AGENT_PORT=$((BASE + 6))
-# The node agent's nodes (hack/nodeagent.py --help explains the syntax); ';' separates nodes.
-NODES="${KUBEFT_NODES:-kubeft-gpu-0:cpu=8,memory=32Gi,nvidia.com/gpu=2,label.nvidia.com/gpu.product=NVIDIA-H100,label.nvidia.com/gpu.count=2;kubeft-cpu-0:cpu=8,memory=32Gi}"
-# Extra env for every pod (space-separated K=V): nothing may reach the Hugging Face Hub at run time.
-POD_ENV="${KUBEFT_POD_ENV-HF_HUB_OFFLINE=1}"
+CM_PORT=$((BASE + 4)) SCHED_PORT=$((BASE + 5)) KUBELET_PORT=10250
+NETNS="${KUBEFT_NETNS:-kubeft}"
+NETNS_PATH="/run/netns/$NETNS"
+NODE_IP="${KUBEFT_NODE_IP:-10.250.0.1}"
+NODE_NAME="${KUBEFT_NODE_NAME:-kubeft-node-0}"
+POD_CIDR="${KUBEFT_POD_CIDR:-10.244.0.0/24}"
+# The node has no GPU; it advertises this many nvidia.com/gpu (on its status, as GPU scheduler
+# tests do) so that GPU-requesting pods schedule, and they run on the CPU.
+NODE_GPUS="${KUBEFT_NODE_GPUS:-2}"
+CRICTL_VERSION="${CRICTL_VERSION:-1.34.0}"
+CONTAINERD_ROOT="$CACHE/containerd-1.6"
+NODE_DIR="$DIR/node"
+SOCK="$NODE_DIR/containerd.sock"
 TIMEOUT="${KUBEFT_CLUSTER_TIMEOUT:-120}"
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler nodeagent)
+COMPONENTS=(etcd kube-apiserver nsproxy kube-controller-manager kube-scheduler containerd kubelet)
 SERVICE_CIDR=10.96.0.0/16
+KUBERNETES_SERVICE_IP=10.96.0.1
 ISSUER=https://kubernetes.default.svc.cluster.local
-export PATH="$VENV/bin:$TOOLS_BIN:$K8S_BIN:$PATH"
+export PATH="$VENV/bin:$TOOLS_BIN:$K8S_BIN:$CACHE/crictl-v$CRICTL_VERSION/bin:$PATH"
 
 log() { echo ">> $*" >&2; }
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 kc() { kubectl --kubeconfig "$DIR/admin.kubeconfig" --request-timeout=5s "$@"; }
+NS_EXEC=(nsenter --net="$NETNS_PATH" --)
+in_ns() { "${NS_EXEC[@]}" "$@"; }
+crictl_() { crictl --runtime-endpoint "unix://$SOCK" --image-endpoint "unix://$SOCK" --timeout 10s "$@"; }
 pid_of() { cat "$DIR/run/$1.pid" 2>/dev/null || true; }
 # Does /proc show this shell's own pid namespace? Not always: a sandbox may run us in a pid
 # namespace of our own under the host's /proc, where /proc/PID is some other process.
@@ -80,14 +102,14 @@ make_pki() { # idempotent per file, so a state dir from an older version gains o
   local client="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth"
   local names="DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
   cert apiserver "/CN=kube-apiserver" \
-    "$server\nsubjectAltName=IP:127.0.0.1,IP:10.96.0.1,$names,DNS:kubernetes.default.svc.cluster.local"
-  cert nodeagent-serving "/CN=kubeft-nodeagent" "$server\nsubjectAltName=IP:127.0.0.1,DNS:localhost"
+    "$server\nsubjectAltName=IP:127.0.0.1,IP:$KUBERNETES_SERVICE_IP,IP:$NODE_IP,$names,DNS:kubernetes.default.svc.cluster.local"
+  cert kubelet-serving "/CN=$NODE_NAME" "$server\nsubjectAltName=IP:$NODE_IP,DNS:$NODE_NAME"
   cert admin "/O=system:masters/CN=kubernetes-admin" "$client"
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client"
   cert kube-controller-manager "/CN=system:kube-controller-manager" "$client"
   cert kube-scheduler "/CN=system:kube-scheduler" "$client"
-  # The node agent stands in for several kubelets at once, so it cannot be one system:node:NAME.
-  cert nodeagent "/O=system:masters/CN=kubeft-nodeagent" "$client"
+  # The kubelet's identity: the Node authorizer lets system:node:NAME touch only its own objects.
+  cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "$client"
   # The aggregation layer's identity; its CA file also lets controllers authenticate front-proxy requests.
   cert front-proxy-client "/CN=front-proxy-client" "$client"
   if [ ! -f "$DIR/pki/sa.pub" ]; then
@@ -134,8 +156,8 @@ exited() { # component: what a developer needs to see when it died during start-
   echo "---- last lines of $DIR/logs/$1.log:" >&2
   tail -n 20 "$DIR/logs/$1.log" >&2 || true
   local taken
-  taken=$(ss -Hltn 2>/dev/null | awk '{print $4}' | grep -E ":($ETCD_PORT|$ETCD_PEER_PORT|$API_PORT|$CM_PORT|$SCHED_PORT|$AGENT_PORT)\$" || true)
-  [ -z "$taken" ] || echo "---- cluster ports already listening (another cluster? set KUBEFT_PORT_BASE): $taken" >&2
+  taken=$(ss -Hltn 2>/dev/null | awk '{print $4}' | grep -E ":$API_PORT\$" || true)
+  [ -z "$taken" ] || echo "---- the API port is already taken on the host (another cluster? set KUBEFT_PORT_BASE): $taken" >&2
 }
 
 wait_for() { # description command...
@@ -150,12 +172,96 @@ wait_for() { # description command...
   done
 }
 
-etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
+etcd_healthy() { in_ns curl -fsS "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 readyz() { [ "$(kc get --raw /readyz 2>/dev/null)" = ok ]; }
-nodes_ready() {
-  local want=$(($(tr -cd ';' <<<"$NODES" | wc -c) + 1)) ready
-  ready=$(kc get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)
-  [ "$ready" -ge "$want" ]
+node_ready() {
+  [ "$(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+node_registered() { kc get node "$NODE_NAME" >/dev/null 2>&1; }
+node_has_gpus() {
+  [ "$(kc get node "$NODE_NAME" -o jsonpath='{.status.allocatable.nvidia\.com/gpu}' 2>/dev/null)" = "$NODE_GPUS" ]
+}
+containerd_up() { [ -S "$SOCK" ] && ctr --address "$SOCK" version >/dev/null 2>&1; }
+
+# ---- the network namespace: the cluster's own host -------------------------------------------
+netns_up() {
+  [ -e "$NETNS_PATH" ] || ip netns add "$NETNS"
+  in_ns ip link set lo up
+  if ! in_ns ip link show kubeft0 >/dev/null 2>&1; then
+    in_ns ip link add kubeft0 type bridge
+    in_ns ip addr add "$NODE_IP/24" dev kubeft0
+    in_ns ip link set kubeft0 up
+  fi
+  # No kube-proxy: the `kubernetes` Service's ClusterIP is translated to the API server here, for
+  # pods (PREROUTING) and for the node's own processes and hostNetwork pods (OUTPUT).
+  local chain rule
+  for chain in PREROUTING OUTPUT; do
+    rule=(-d "$KUBERNETES_SERVICE_IP/32" -p tcp --dport 443 -j DNAT --to-destination "$NODE_IP:$API_PORT")
+    in_ns iptables -t nat -C "$chain" "${rule[@]}" 2>/dev/null || in_ns iptables -t nat -A "$chain" "${rule[@]}"
+  done
+}
+
+node_config() {
+  mkdir -p "$NODE_DIR"/{cni,cni-ipam,kubelet,pod-logs} "$CONTAINERD_ROOT"
+  cat >"$NODE_DIR/containerd.toml" <<EOF
+version = 2
+root = "$CONTAINERD_ROOT"
+state = "$NODE_DIR/containerd-state"
+[grpc]
+  address = "$SOCK"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/kubeft/pause:3.10"
+  # Root here lacks CAP_SYS_RESOURCE; the kubelet's -998 for sandboxes would fail otherwise.
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$NODE_DIR/cni"
+EOF
+  cat >"$NODE_DIR/cni/10-kubeft.conflist" <<EOF
+{"cniVersion": "1.0.0", "name": "kubeft", "plugins": [
+  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "dataDir": "$NODE_DIR/cni-ipam",
+            "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}]}}]}
+EOF
+  # Pods get no name server: nothing outside the namespace is reachable, and no lookup should try.
+  echo "options ndots:1" >"$NODE_DIR/resolv.conf"
+  cat >"$NODE_DIR/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+port: $KUBELET_PORT
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $DIR/pki/ca.crt}
+authorization: {mode: Webhook}
+tlsCertFile: $DIR/pki/kubelet-serving.crt
+tlsPrivateKeyFile: $DIR/pki/kubelet-serving.key
+containerRuntimeEndpoint: unix://$SOCK
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+resolvConf: $NODE_DIR/resolv.conf
+podLogsDir: $NODE_DIR/pod-logs
+volumePluginDir: $NODE_DIR/volume-plugins
+serializeImagePulls: false
+# A developer's disk fills up: evict late, and never garbage-collect the locally built images.
+evictionHard: {memory.available: 100Mi, nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+imageGCHighThresholdPercent: 99
+imageGCLowThresholdPercent: 98
+EOF
 }
 
 up() {
@@ -163,17 +269,23 @@ up() {
     "$TOOLS_BIN/etcd" "$TOOLS_BIN/kubectl" "$VENV/bin/python"; do
     [ -x "$b" ] || die "$b is missing: run 'make setup' first"
   done
+  [ "$(id -u)" = 0 ] || die "the local node needs root (network namespace, containerd, kubelet). Without root, \
+use an existing cluster (kind, minikube) through KUBECONFIG: docs/local-cluster.md, 'Without root'."
+  for b in "$K8S_BIN/kubelet" "$(command -v containerd)" "$(command -v crictl)"; do
+    [ -x "$b" ] || die "${b:-containerd or crictl} is missing: run 'make setup' first"
+  done
   if healthy; then
     log "cluster already up: KUBECONFIG=$DIR/admin.kubeconfig"
     return 0
   fi
   # Whatever is still running is kept (its pods too); what crashed or was never started starts now.
-  mkdir -p "$DIR"/{logs,run,pods} && chmod 700 "$DIR"
+  mkdir -p "$DIR"/{logs,run} && chmod 700 "$DIR"
   make_pki
-  for u in admin kube-controller-manager kube-scheduler nodeagent; do kubeconfig "$DIR/pki/$u.kubeconfig" "$u"; done
+  for u in admin kube-controller-manager kube-scheduler kubelet; do kubeconfig "$DIR/pki/$u.kubeconfig" "$u"; done
   kubeconfig "$DIR/admin.kubeconfig" admin
 
-  start etcd etcd --name kubeft --data-dir "$DIR/etcd" \
+  netns_up
+  start etcd "${NS_EXEC[@]}" etcd --name kubeft --data-dir "$DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -182,10 +294,9 @@ up() {
     --quota-backend-bytes=2147483648 --log-level=warn
   wait_for "etcd" etcd_healthy
 
-  start kube-apiserver kube-apiserver \
+  start kube-apiserver "${NS_EXEC[@]}" kube-apiserver \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
-    --endpoint-reconciler-type=none \
+    --bind-address=0.0.0.0 --advertise-address="$NODE_IP" --secure-port="$API_PORT" \
     --tls-cert-file="$DIR/pki/apiserver.crt" --tls-private-key-file="$DIR/pki/apiserver.key" \
     --client-ca-file="$DIR/pki/ca.crt" \
     --authorization-mode=Node,RBAC --allow-privileged=true \
@@ -201,11 +312,13 @@ up() {
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$DIR/pki/front-proxy-client.crt" --proxy-client-key-file="$DIR/pki/front-proxy-client.key" \
     --profiling=false --v=1
+  start nsproxy "$VENV/bin/python" "$root/hack/nsproxy.py" \
+    --listen "127.0.0.1:$API_PORT" --netns "$NETNS_PATH" --connect "127.0.0.1:$API_PORT"
   # The controllers exit when their RBAC roles are not bootstrapped yet, so they wait for /readyz.
   wait_for "kube-apiserver /readyz" readyz
 
   local k="$DIR/pki/kube-controller-manager.kubeconfig"
-  start kube-controller-manager kube-controller-manager \
+  start kube-controller-manager "${NS_EXEC[@]}" kube-controller-manager \
     --kubeconfig="$k" --authentication-kubeconfig="$k" --authorization-kubeconfig="$k" \
     --bind-address=127.0.0.1 --secure-port="$CM_PORT" --leader-elect=false \
     --controllers='*' --use-service-account-credentials=true \
@@ -215,25 +328,26 @@ up() {
     --profiling=false --v=1
 
   k="$DIR/pki/kube-scheduler.kubeconfig"
-  start kube-scheduler kube-scheduler \
+  start kube-scheduler "${NS_EXEC[@]}" kube-scheduler \
     --kubeconfig="$k" --authentication-kubeconfig="$k" --authorization-kubeconfig="$k" \
     --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --leader-elect=false --profiling=false --v=1
 
-  local node_args=() n
-  IFS=';' read -ra specs <<<"$NODES"
-  for n in "${specs[@]}"; do node_args+=(--node "$n"); done
-  local pod_env=() kv
-  for kv in $POD_ENV; do pod_env+=(--pod-env "$kv"); done
-  start nodeagent "$VENV/bin/python" "$root/hack/nodeagent.py" \
-    --kubeconfig "$DIR/pki/nodeagent.kubeconfig" --state-dir "$DIR/pods" --provision-dir "$DIR/volumes" \
-    --port "$AGENT_PORT" --pod-path "$TOOLS_BIN" "${pod_env[@]}" \
-    --tls-cert "$DIR/pki/nodeagent-serving.crt" --tls-key "$DIR/pki/nodeagent-serving.key" \
-    --client-ca "$DIR/pki/ca.crt" "${node_args[@]}"
-
-  wait_for "the nodes to be Ready" nodes_ready
+  node_config
+  start containerd "${NS_EXEC[@]}" containerd --config "$NODE_DIR/containerd.toml"
+  wait_for "containerd" containerd_up
+  "$root/hack/images.sh" load || die "loading the images into containerd failed; run 'make images'"
+  start kubelet "${NS_EXEC[@]}" kubelet --config "$NODE_DIR/kubelet.yaml" --kubeconfig "$DIR/pki/kubelet.kubeconfig" \
+    --root-dir "$NODE_DIR/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" \
+    --node-labels "kubeft.io/local-node=true,nvidia.com/gpu.count=$NODE_GPUS" --v=1
+  wait_for "the node to register" node_registered
+  # Extended resources are advertised on the Node's status; the kubelet keeps what it does not manage.
+  local gpus="{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"$NODE_GPUS\"}}}"
+  kc patch node "$NODE_NAME" --subresource=status --type=merge -p "$gpus" >/dev/null
+  wait_for "the node's nvidia.com/gpu" node_has_gpus
+  wait_for "the node to be Ready" node_ready
   wait_for "the default ServiceAccount" kc get serviceaccount default -n default
   wait_for "the kube-root-ca.crt ConfigMap" kc get configmap kube-root-ca.crt -n default
-  log "cluster up: export KUBECONFIG=$DIR/admin.kubeconfig"
+  log "cluster up (node $NODE_NAME at $NODE_IP in netns $NETNS): export KUBECONFIG=$DIR/admin.kubeconfig"
 }
 
 terminate() { # component...: SIGTERM to their process groups at once, SIGKILL to what is left after 10 s
@@ -253,31 +367,63 @@ terminate() { # component...: SIGTERM to their process groups at once, SIGKILL t
   for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
 }
 
+stop_node() {
+  # Pods first, through the CRI, so that the CNI plugin releases their addresses and veths; then
+  # the kubelet (so it restarts none), containerd, and the shims, which outlive containerd.
+  if containerd_up; then
+    terminate kubelet
+    crictl_ rmp --all --force >/dev/null 2>&1 || true
+  fi
+  terminate kubelet containerd
+  pkill -KILL -f "containerd-shim-runc-v2 .*-address $SOCK" 2>/dev/null || true
+  # Whatever the kubelet and containerd left mounted (volumes, container root filesystems).
+  local m
+  for m in $(findmnt -rn -o TARGET | grep -F "$DIR/" | sort -r); do umount -l "$m" 2>/dev/null || true; done
+  # The kubelet's pod cgroups (cgroupfs driver): children before parents, in every hierarchy.
+  local d
+  for d in /sys/fs/cgroup/*/kubepods; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+  # The kubelet's per-container log links point into $DIR; containerd's runtime dirs keep nothing.
+  find /var/log/containers -maxdepth 1 -type l -lname "$NODE_DIR/*" -delete 2>/dev/null || true
+}
+
 stop_components() {
+  stop_node
   # etcd goes last: the API server's graceful shutdown stalls without it.
-  terminate nodeagent kube-scheduler kube-controller-manager kube-apiserver
+  terminate kube-scheduler kube-controller-manager nsproxy kube-apiserver
   terminate etcd
-  # Add-ons started beside the cluster (make demo's S3 server and operator) leave pid files here too.
+  # Add-ons started beside the cluster (make demo's S3 server) leave pid files here too.
+  local f p
   for f in "$DIR"/run/*.pid; do
     [ -f "$f" ] || continue
     p=$(cat "$f")
     kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
     rm -f "$f"
   done
-  # Pod processes run in their own sessions; the agent stops them on SIGTERM, this catches the rest.
-  local f p
-  for f in "$DIR"/pods/*/*.pid; do
-    [ -f "$f" ] || continue
-    read -r p _ <"$f" || continue
-    kill -KILL -- "-$p" 2>/dev/null || true
-  done
+  # The namespace goes with everything in it: the node's address, the pod bridge, the NAT rules.
+  [ -e "$NETNS_PATH" ] && ip netns del "$NETNS" 2>/dev/null || true
 }
 
 down() {
-  [ -d "$DIR" ] || { log "no cluster in $DIR"; return 0; }
+  [ -d "$DIR" ] || [ -e "$NETNS_PATH" ] || { log "no cluster in $DIR"; return 0; }
   log "stopping the cluster in $DIR"
   stop_components
   rm -rf "$DIR"
+}
+
+leftovers() { # what `down` must not leave behind; prints each, fails if there is any
+  local found=0 line
+  while read -r line; do [ -n "$line" ] && { echo "left behind: $line"; found=1; }; done < <(
+    [ -e "$NETNS_PATH" ] && echo "network namespace $NETNS_PATH"
+    pgrep -af "containerd-shim-runc-v2 .*-address $SOCK|kubelet --config $NODE_DIR/|containerd --config $NODE_DIR/" \
+      | sed 's/^/process /'
+    findmnt -rn -o TARGET | grep -F "$DIR/" | sed 's/^/mount /'
+    for d in /sys/fs/cgroup/*/kubepods; do [ -d "$d" ] && echo "cgroup $d"; done
+    find /var/log/containers -maxdepth 1 -type l -lname "$NODE_DIR/*" 2>/dev/null | sed 's/^/log link /'
+    [ -d "$DIR" ] && echo "state directory $DIR"
+  )
+  return $found
 }
 
 status() {
@@ -298,7 +444,9 @@ lock() {
 
 case "${1:-}" in
   up) lock; up ;;
+  exec) shift; [ $# -gt 0 ] || die "usage: $0 exec COMMAND [ARG ...]"; exec "${NS_EXEC[@]}" "$@" ;;
   down) lock; down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  leftovers) leftovers ;;
+  *) echo "usage: $0 up|down|status|leftovers|exec COMMAND" >&2; exit 2 ;;
 esac

@@ -2,8 +2,12 @@
 # `make setup`: installs everything kubeft needs on a bare machine, into a version-keyed cache
 # outside the repo ($KUBEFT_CACHE, default ~/.cache/kubeft), so later runs return in seconds:
 #   - a Python virtualenv with the project installed editable, all extras;
-#   - kube-apiserver, kube-controller-manager and kube-scheduler built from source (hack/build-k8s.sh);
-#   - etcd, kubectl and helm taken from PyPI packages (hack/install-tools.sh).
+#   - kube-apiserver, kube-controller-manager, kube-scheduler and kubelet built from source
+#     (hack/build-k8s.sh);
+#   - etcd, kubectl and helm taken from PyPI packages (hack/install-tools.sh);
+#   - the node's containerd, runc, CNI plugins and image tools from Debian's packages, and crictl
+#     built from source (hack/install-node.sh; needs root).
+# The images are built by hack/images.sh (`make images`), which `make demo` and `make test` run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 CACHE="${KUBEFT_CACHE:-$HOME/.cache/kubeft}"
@@ -25,3 +29,4 @@ fi
 
 "$root/hack/build-k8s.sh"
 VENV="$VENV" "$root/hack/install-tools.sh"
+"$root/hack/install-node.sh"
