@@ -1,62 +1,58 @@
 #!/usr/bin/env bash
-# `make demo`: the README's first command. On a bare machine it installs everything, starts the
-# local control plane and a local S3 server, installs kubeft (CRDs + Helm chart), runs the operator
-# with the chart's ServiceAccount, and trains examples/00-demo-tiny-lora.yaml end to end on CPU.
-# It leaves the cluster, S3 and the operator running so you can look around; `make cluster-down`
-# stops all of them.
+# `make demo`: the README's first command. On a bare machine it installs everything, builds the
+# images, starts the local cluster with its real node and a local S3 server, installs kubeft from
+# its Helm chart (the operator runs as the chart's Deployment, from the locally built image), and
+# trains examples/00-demo-tiny-lora.yaml end to end on CPU, in a pod of the trainer image.
+# It leaves the cluster and S3 running so you can look around; `make cluster-down` stops them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 DIR="${KUBEFT_CLUSTER_DIR:-$HOME/.cache/kubeft/cluster}"
+NODE_IP="${KUBEFT_NODE_IP:-10.250.0.1}"
 S3_PORT="${KUBEFT_DEMO_S3_PORT:-19000}"
-S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+# The S3 server runs on the node's address inside the cluster's network namespace, where the
+# trainer pod can reach it (the example's storage.endpoint).
+S3_ENDPOINT="http://$NODE_IP:$S3_PORT"
 NS=kubeft-demo
 SYSTEM_NS=kubeft-system
 start=$(date +%s)
 step() { printf '\n\033[1m==> %s\033[0m (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+ns() { hack/cluster.sh exec "$@"; }  # run inside the cluster's network namespace
 export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo-secret AWS_DEFAULT_REGION=us-east-1
+if [ "$(id -u)" != 0 ]; then
+  cat >&2 <<'EOF'
+make demo needs root: the local cluster's node runs containerd, runc and a kubelet in a network
+namespace of its own. Without root, run kubeft on an existing cluster (kind, minikube, a real one):
+  make images, load them into that cluster (e.g. `kind load image-archive`), then
+  helm install kubeft charts/kubeft -n kubeft-system --create-namespace
+docs/local-cluster.md, "Without root", has the steps.
+EOF
+  exit 1
+fi
 
-step "1/7 installing (cached after the first run)"
+step "1/7 installing and building the images (cached after the first run)"
 hack/install.sh
+hack/images.sh build
 
-step "2/7 starting the local control plane and an S3 server on $S3_ENDPOINT"
+step "2/7 starting the local cluster (real node) and an S3 server on $S3_ENDPOINT"
 hack/cluster.sh up
 mkdir -p "$DIR/run" "$DIR/logs" "$DIR/demo"
-if ! curl -sf "$S3_ENDPOINT/" >/dev/null 2>&1; then
+if ! ns curl -sf "$S3_ENDPOINT/" >/dev/null 2>&1; then
   python hack/spawn.py --log "$DIR/logs/demo-s3.log" --pidfile "$DIR/run/demo-s3.pid" -- \
-    moto_server -H 127.0.0.1 -p "$S3_PORT"
-  for _ in $(seq 1 50); do curl -sf "$S3_ENDPOINT/" >/dev/null 2>&1 && break; sleep 0.2; done
+    hack/cluster.sh exec moto_server -H "$NODE_IP" -p "$S3_PORT"
+  for _ in $(seq 1 50); do ns curl -sf "$S3_ENDPOINT/" >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 
-step "3/7 installing the CRD and the Helm chart, then the operator as the chart's ServiceAccount"
+step "3/7 helm install kubeft: the CRD, and the operator as a Deployment of the locally built image"
 kubectl apply --server-side --force-conflicts -f crds/finetunejob.yaml >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/finetunejobs.kubeft.io >/dev/null
-# The chart's Deployment would run the operator image; there is no container runtime here, so the
-# chart installs with 0 replicas and the same operator runs as a local process with its token.
+# The demo's S3 server is on a private address, which the operator refuses unless allowed (SSRF
+# guard); nothing may reach the Hugging Face Hub from the trainer here.
 helm upgrade --install kubeft charts/kubeft -n "$SYSTEM_NS" --create-namespace --skip-crds \
-  --set operator.replicas=0 --wait=false >/dev/null
-sa=$(kubectl get serviceaccount -n "$SYSTEM_NS" -l app.kubernetes.io/instance=kubeft -o jsonpath='{.items[0].metadata.name}')
-token=$(kubectl create token "$sa" -n "$SYSTEM_NS" --duration=12h)
-server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
-kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$DIR/demo/ca.crt"
-KUBECONFIG="$DIR/demo/operator.kubeconfig" kubectl config set-cluster local --server="$server" \
-  --certificate-authority="$DIR/demo/ca.crt" --embed-certs >/dev/null
-KUBECONFIG="$DIR/demo/operator.kubeconfig" kubectl config set-credentials operator --token="$token" >/dev/null
-KUBECONFIG="$DIR/demo/operator.kubeconfig" kubectl config set-context operator --cluster=local --user=operator >/dev/null
-KUBECONFIG="$DIR/demo/operator.kubeconfig" kubectl config use-context operator >/dev/null
-if [ -f "$DIR/run/demo-operator.pid" ] && kill -0 "$(cat "$DIR/run/demo-operator.pid")" 2>/dev/null; then
-  kill -TERM -- "-$(cat "$DIR/run/demo-operator.pid")" 2>/dev/null || true
-  sleep 1
-fi
-# The demo's S3 server is on loopback, which the operator refuses unless allowed (SSRF guard).
-: >"$DIR/logs/demo-operator.log"
-KUBECONFIG="$DIR/demo/operator.kubeconfig" KUBEFT_METRICS_PORT=0 KUBEFT_ALLOW_PRIVATE_ENDPOINTS=true \
-  python hack/spawn.py --log "$DIR/logs/demo-operator.log" --pidfile "$DIR/run/demo-operator.pid" -- \
-  python -m kubeft_operator --standalone --namespace="$NS"
-echo "operator log: $DIR/logs/demo-operator.log"
-
+  --set operator.allowPrivateEndpoints=true --set-string trainer.env.HF_HUB_OFFLINE=1 --wait=false >/dev/null
+kubectl rollout status deployment -n "$SYSTEM_NS" -l app.kubernetes.io/instance=kubeft --timeout=180s
 step "4/7 building a tiny Llama-style model and uploading it with the bundled dataset to S3"
-python - "$S3_ENDPOINT" "$DIR/demo" <<'EOF'
+ns python - "$S3_ENDPOINT" "$DIR/demo" <<'EOF'
 import pathlib, sys
 import boto3
 sys.path.insert(0, ".")
@@ -99,17 +95,29 @@ while :; do
     Succeeded) break ;;
     Failed)
       echo; kubectl get ftj demo -n "$NS" -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}'
-      echo "trainer logs: $DIR/pods/${NS}_demo-train-*/trainer.log"
+      kubectl logs -n "$NS" job/demo-train --tail=30 || true
       exit 1 ;;
   esac
-  if [ "$(date +%s)" -gt "$deadline" ]; then echo "timed out; operator log: $DIR/logs/demo-operator.log"; exit 1; fi
+  if [ "$(date +%s)" -gt "$deadline" ]; then
+    echo "timed out; the operator's log:"; kubectl logs -n "$SYSTEM_NS" deployment/kubeft-operator --tail=30 || true
+    exit 1
+  fi
   sleep 1
 done
 
 step "7/7 done in $(( $(date +%s) - start ))s"
+echo "The pods, on the node, from the locally built images:"
+kubectl get pods -n "$SYSTEM_NS" -o wide
+kubectl get pods -n "$NS" -o wide
+kubectl get pods -A --field-selector=metadata.namespace!=kube-system \
+  -o custom-columns='NAMESPACE:.metadata.namespace,POD:.metadata.name,IMAGE:.spec.containers[0].image,IMAGE ID:.status.containerStatuses[0].imageID' \
+  | grep -E "^(NAMESPACE|$SYSTEM_NS|$NS) "
+echo; echo "kubectl logs -n $NS job/demo-train --tail=5:"
+kubectl logs -n "$NS" job/demo-train --tail=5
+echo
 artifact=$(kubectl get ftj demo -n "$NS" -o jsonpath='{.status.artifact.uri}')
 tb=$(kubectl get ftj demo -n "$NS" -o jsonpath='{.status.tensorboardUri}')
-python - "$S3_ENDPOINT" "$artifact" "$tb" <<'EOF'
+ns python - "$S3_ENDPOINT" "$artifact" "$tb" <<'EOF'
 import sys
 import boto3
 endpoint, artifact, tb = sys.argv[1:]
@@ -127,10 +135,11 @@ EOF
 kubectl get ftj demo -n "$NS" -o jsonpath='{"metrics: "}{.status.metrics}{"\n"}'
 cat <<EOF
 
-Open TensorBoard on the live log in object storage:
-  S3_ENDPOINT=$S3_ENDPOINT AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo-secret \\
-    $(command -v tensorboard) --logdir $tb
+Open TensorBoard on the live log in object storage (S3 is inside the cluster's network namespace):
+  hack/cluster.sh exec env S3_ENDPOINT=$S3_ENDPOINT AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo-secret \\
+    $(command -v tensorboard) --logdir $tb --bind_all
 
 The cluster, S3 and the operator keep running: KUBECONFIG=$DIR/admin.kubeconfig kubectl get ftj -A
+Trainer log: KUBECONFIG=$DIR/admin.kubeconfig kubectl logs -n $NS job/demo-train
 Stop everything with: make cluster-down
 EOF

@@ -1,14 +1,15 @@
-"""End-to-end fixtures: kubeft installed with Helm, its operator running as the chart's ServiceAccount,
-the real trainer run by the node agent, and a real S3 server on loopback.
+"""End-to-end fixtures: kubeft installed with Helm and running the way users run it, on the real node.
 
-- ``release`` (session): ``helm install`` of charts/kubeft into its own namespace. The Deployment
-  is installed with 0 replicas (there is no container runtime here); the same operator code runs
-  as a local process with a token of the chart's ServiceAccount, so the chart's RBAC is what the
-  operator really gets.
-- ``e2e_operator``: that operator for the test namespace, launching the real trainer
-  (``accelerate launch -m kubeft_trainer``).
+- ``release`` (session): ``helm install`` of charts/kubeft into its own namespace, with the
+  operator Deployment at 1 replica running the locally built operator image (in-cluster config,
+  the chart's ServiceAccount and RBAC) and watching the namespaces ``e2e-*``; trainer pods run
+  the locally built trainer image on the node (hack/images.sh, hack/cluster.sh).
+- ``namespace``: a fresh ``e2e-...`` namespace, so the release's operator handles it (and the
+  operator integration tests' own operators, which watch ``t-...`` namespaces, never do).
+- ``e2e_operator``: the release's operator pod, ready; its log is printed after each test.
 - ``tiny_llama`` (session): a 2-layer Llama-style checkpoint built locally (hack/tiny_models.py).
-- ``job_manifest``: examples/00-demo-tiny-lora.yaml pointed at the test's bucket and model.
+- ``job_manifest``: examples/00-demo-tiny-lora.yaml pointed at the test's bucket, with the model
+  uploaded there (a pod cannot read the test's files).
 """
 
 from __future__ import annotations
@@ -26,54 +27,71 @@ import pytest
 import yaml
 
 from hack import tiny_models
-from tests.fixtures.cluster import REPO, Cluster
-from tests.fixtures.operator import Identity, Operator, identity_kubeconfig
+from tests.fixtures.cluster import REPO, Cluster, fresh_namespace, in_cluster_netns
+from tests.fixtures.operator import Identity
 from tests.fixtures.s3 import S3
 
 DEMO = REPO / "examples" / "00-demo-tiny-lora.yaml"
 CREDENTIALS_SECRET = "demo-s3-credentials"
+E2E_NAMESPACES = "e2e-*"
 
 
 @pytest.fixture(scope="session")
-def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Identity]:
+def release(cluster: Cluster) -> Iterator[Identity]:
+    assert in_cluster_netns(), (
+        "the e2e tests start servers that trainer pods must reach: run them inside the cluster's network "
+        "namespace (hack/test.sh does; or hack/cluster.sh exec python -m pytest tests/e2e)"
+    )
     name = f"e2e{uuid.uuid4().hex[:6]}"
     system = f"{name}-system"
     helm = shutil.which("helm", path=cluster.env["PATH"])
     assert helm, "helm is not on PATH (hack/install-tools.sh installs it)"
     install = [helm, "install", name, str(REPO / "charts" / "kubeft"), "-n", system, "--create-namespace"]
-    subprocess.run([*install, "--skip-crds", "--set", "operator.replicas=0"], env=cluster.env, check=True)
+    values = [
+        "--skip-crds",
+        f"--set=operator.watchNamespaces[0]={E2E_NAMESPACES}",
+        # The test servers (S3, the Hub stand-in) listen on the node's private address.
+        "--set=operator.allowPrivateEndpoints=true",
+        "--set-string=trainer.env.KUBEFT_PROGRESS_INTERVAL=0.5",
+        "--set-string=trainer.env.HF_HUB_OFFLINE=0",
+        "--wait",
+        "--timeout=180s",
+    ]
+    subprocess.run([*install, *values], env=cluster.env, check=True)
     try:
         (account,) = [
             sa["metadata"]["name"]
             for sa in cluster.get("serviceaccounts", "-n", system, "-l", f"app.kubernetes.io/instance={name}")["items"]
         ]
-        kubeconfig = identity_kubeconfig(
-            cluster, namespace=system, account=account, path=tmp_path_factory.mktemp("e2e") / "kubeconfig"
-        )
-        yield Identity(namespace=system, service_account=account, kubeconfig=kubeconfig)
+        yield Identity(namespace=system, service_account=account, kubeconfig=cluster.kubeconfig)
     finally:
         subprocess.run([helm, "uninstall", name, "-n", system, "--wait=false"], env=cluster.env, check=False)
         cluster.kubectl("delete", "namespace", system, "--wait=false", check=False)
 
 
 @pytest.fixture
-def e2e_operator(cluster: Cluster, release: Identity, namespace: str, tmp_path: pathlib.Path) -> Iterator[Operator]:
-    op = Operator(
-        cluster=cluster,
-        identity=release,
-        namespace=namespace,
-        log=tmp_path / "operator.log",
-        args=[f"--namespace={namespace}", "--standalone"],
-        trainer_command=None,
-        # The node agent runs every pod with HF_HUB_OFFLINE=1; the Hub test pushes to a local stand-in.
-        trainer_env={"KUBEFT_PROGRESS_INTERVAL": "0.5", "HF_HUB_OFFLINE": "0"},
-        # S3 and the Hub stand-in listen on loopback here.
-        env={"KUBEFT_ALLOW_PRIVATE_ENDPOINTS": "true"},
-    )
-    op.start()
-    yield op
-    op.stop()
-    print(f"----- operator log -----\n{op.log()[-20000:]}")
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh ``e2e-`` namespace named after the test, which the release's operator watches."""
+    yield from fresh_namespace(cluster, request, "e2e")
+
+
+def operator_pod(cluster: Cluster, release: Identity) -> dict[str, Any]:
+    (pod,) = [
+        p
+        for p in cluster.get("pods", "-n", release.namespace)["items"]
+        if p["metadata"].get("deletionTimestamp") is None
+    ]
+    return dict(pod)
+
+
+@pytest.fixture
+def e2e_operator(cluster: Cluster, release: Identity) -> Iterator[dict[str, Any]]:
+    """The release's operator pod, Ready. Its log is printed when the test ends."""
+    cluster.kubectl("rollout", "status", "deployment", "-n", release.namespace, "--timeout=120s", timeout=130)
+    pod = operator_pod(cluster, release)
+    yield pod
+    log = cluster.logs(release.namespace, pod["metadata"]["name"], "--tail=300")
+    print(f"----- operator log (kubectl logs {pod['metadata']['name']}) -----\n{log}")
 
 
 @pytest.fixture(scope="session")
@@ -83,8 +101,10 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 @pytest.fixture
 def job_manifest(cluster: Cluster, namespace: str, s3: S3, tiny_llama: pathlib.Path) -> Callable[..., dict[str, Any]]:
-    """The demo example, with its data in this test's bucket and the model on a local "volume"."""
+    """The demo example, with its data and model in this test's bucket."""
     s3.client.upload_file(str(REPO / "examples" / "data" / "chat.jsonl"), s3.bucket, "data/chat.jsonl")
+    for path in sorted(p for p in tiny_llama.rglob("*") if p.is_file()):
+        s3.client.upload_file(str(path), s3.bucket, f"models/tiny-llama/{path.relative_to(tiny_llama)}")
     creds = s3.env()
     cluster.kubectl(
         "create", "secret", "generic", CREDENTIALS_SECRET, "-n", namespace,
@@ -96,7 +116,7 @@ def job_manifest(cluster: Cluster, namespace: str, s3: S3, tiny_llama: pathlib.P
         doc = copy.deepcopy(yaml.safe_load(DEMO.read_text()))
         doc["metadata"]["name"] = name
         body = doc["spec"]
-        body["model"]["source"] = str(tiny_llama)
+        body["model"]["source"] = s3.uri("models/tiny-llama")
         body["dataset"]["source"] = s3.uri("data/chat.jsonl")
         body["storage"]["endpoint"] = s3.endpoint
         body["output"]["s3"]["uri"] = s3.uri("adapters", name)
@@ -114,10 +134,8 @@ def job_manifest(cluster: Cluster, namespace: str, s3: S3, tiny_llama: pathlib.P
 
 
 def pod_log(cluster: Cluster, namespace: str, pod: dict[str, Any]) -> str:
-    """The trainer container's log, as kept by the node agent."""
-    name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
-    path = cluster.dir / "pods" / f"{namespace}_{name}_{uid}" / "trainer.log"
-    return path.read_text(errors="replace") if path.exists() else ""
+    """The trainer container's log, from the kubelet (``kubectl logs``)."""
+    return cluster.logs(namespace, pod["metadata"]["name"])
 
 
 def manifest_of(s3: S3, prefix: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """`kubectl apply` of a FineTuneJob → the real trainer → a verified adapter in S3 (or on the Hub).
 
-Everything is real except the two things that cannot run here: the GPU (the node agent's GPU node
-is bookkeeping only, so training runs on the CPU) and the Hugging Face Hub (a local stand-in from
-tests/fixtures/hub.py implements the endpoints huggingface_hub uses; the real Hub is not reachable).
+The operator runs as the chart's Deployment from the locally built image; the trainer runs in pods
+of the locally built trainer image on the local cluster's real node (kubelet, containerd, runc).
+Two things are stand-ins, because they cannot run here: the GPU (the node advertises
+nvidia.com/gpu capacity but has none, so training runs on the CPU) and the Hugging Face Hub (a
+local stand-in from tests/fixtures/hub.py implements the endpoints huggingface_hub uses).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 import torch
 
 from tests.e2e.conftest import CREDENTIALS_SECRET, manifest_of, pod_log
-from tests.fixtures.cluster import Cluster
+from tests.fixtures.cluster import NODE_NAME, Cluster
 from tests.fixtures.operator import Watcher
 from tests.fixtures.s3 import S3
 
@@ -39,8 +41,8 @@ def _download(s3: S3, prefix: str, dest: pathlib.Path) -> pathlib.Path:
 def test_release_objects_are_accepted_by_the_api_server(cluster: Cluster, release):
     account = cluster.get("serviceaccount", release.service_account, "-n", release.namespace)
     assert account["metadata"]["name"] == release.service_account
-    deployments = cluster.get("deployments", "-n", release.namespace)["items"]
-    assert [d["spec"]["replicas"] for d in deployments] == [0]
+    (deployment,) = cluster.get("deployments", "-n", release.namespace)["items"]
+    assert deployment["status"].get("availableReplicas") == 1, deployment["status"]
     can = cluster.kubectl(
         "auth",
         "can-i",
@@ -61,7 +63,9 @@ def test_example_trains_to_a_verified_adapter_in_s3(
     running = watch.wait_phase("demo", "Running", timeout=TRAIN_TIMEOUT)
     assert running["children"]["job"] == "demo-train"
     (pod,) = watch.items("pods", "demo")
-    assert pod["spec"]["nodeName"] == "kubeft-gpu-0"
+    assert pod["spec"]["nodeName"] == NODE_NAME
+    assert pod["spec"]["containers"][0]["image"] == "ghcr.io/kubeft/trainer:0.1.0"
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
     status = watch.wait_phase("demo", "Succeeded", timeout=TRAIN_TIMEOUT)
     progress = status["progress"]
@@ -89,11 +93,13 @@ def test_example_trains_to_a_verified_adapter_in_s3(
     assert manifest["totalSize"] == status["artifact"]["sizeBytes"]
     assert (adapter / "adapter_model.safetensors").stat().st_size < 1_000_000
 
-    # It loads with AutoPeftModel (the base resolves from adapter_config.json) and produces outputs.
-    from peft import AutoPeftModelForCausalLM
-    from transformers import AutoTokenizer
+    # It loads onto its base model with PEFT and produces outputs. (The base is an s3:// URI in
+    # adapter_config.json, which AutoPeftModel cannot resolve; the model card says so.)
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoPeftModelForCausalLM.from_pretrained(str(adapter))
+    assert "adapter_model.safetensors" in files
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_llama)), str(adapter))
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama))
     inputs = tokenizer("What is the capital of France?", return_tensors="pt")
     with torch.no_grad():
@@ -103,6 +109,8 @@ def test_example_trains_to_a_verified_adapter_in_s3(
     reasons = watch.event_reasons("demo")
     for want in ("Created", "Started", "Succeeded"):
         assert want in reasons, reasons
+    # `kubectl logs` of the trainer pod works: the kubelet serves the container's log.
+    assert "kubeft" in pod_log(cluster, namespace, pod).lower()
 
 
 def test_missing_dataset_fails_clearly_without_retries(

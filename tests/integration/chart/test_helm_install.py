@@ -1,7 +1,7 @@
 """The chart against the local control plane: its manifests pass the API server's validation,
 `helm install` creates the operator's objects, and the documented CRD upgrade works.
 
-The node agent would run the operator's command as a local process, so installs here use
+The operator running from its image is the e2e tier's (tests/e2e): installs here use
 `operator.replicas=0`: the objects are checked, not a running operator. They also use
 `--skip-crds`: Helm 4 would re-apply the shared finetunejobs.kubeft.io that the `cluster` fixture
 installed; Helm's CRD handling is checked on a copy of the chart's CRD under a throwaway group.
