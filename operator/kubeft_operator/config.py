@@ -133,3 +133,13 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes"):
         return True
     raise ValueError(f"`{name}` must be true or false, not {raw!r}")
+
+
+def in_cluster_server(env: Mapping[str, str]) -> str | None:
+    """The API server's URL in a pod, from ``KUBERNETES_SERVICE_HOST``/``PORT`` (what client-go's
+    in-cluster config reads); None outside a pod. kopf's own service-account login uses
+    ``https://kubernetes.default.svc`` instead, which needs cluster DNS that not every cluster has."""
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"

@@ -13,7 +13,9 @@ Run with ``kopf run --module=kubeft_operator.handlers`` (the chart does) or ``ku
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import random
 import socket
 from collections.abc import Mapping, Sequence
@@ -64,6 +66,17 @@ def trainer_job_index(namespace: str | None, labels: kopf.Labels, body: kopf.Bod
 @kopf.index("", "v1", "pods", labels=CHILD_FILTER)
 def trainer_pod_index(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace or "", labels[meta.LABEL_JOB]): status.pod_view(body)}
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: the service account's token, sent to the API server the pod's environment names
+    (config.in_cluster_server). Elsewhere: the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    account = kopf.login_with_service_account(**kwargs)
+    server = config.in_cluster_server(os.environ)
+    if account is not None and server is not None:
+        return dataclasses.replace(account, server=server)
+    return kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.startup()
