@@ -4,8 +4,8 @@ For each N a fresh private cluster (``hack/cluster.sh up`` in its own state dire
 so a developer's cluster is never touched) gets the CRD, one operator
 (``python -m kubeft_operator --standalone``, admin credentials, ``hack/fake_trainer.py`` as the
 trainer command) and then N FineTuneJobs, POSTed by 16 client threads as fast as the API server
-takes them. The only node has no GPU and every job asks for one, so trainer pods stay Pending:
-this measures the operator, not training.
+takes them. The private cluster has no node (``KUBEFT_WITH_NODE=0``: the control plane alone, in a
+network namespace of its own), so trainer pods stay Pending: this measures the operator, not training.
 
 Watches on Jobs and FineTuneJobs timestamp when each Job appears and when each status first
 reaches Pending or Queued; latency is measured from the moment the create call returned. After
@@ -136,8 +136,9 @@ class Cluster:
             **os.environ,
             "KUBEFT_CLUSTER_DIR": str(self.directory),
             "KUBEFT_PORT_BASE": str(self.port_base),
-            # One node without GPUs: every trainer pod asks for one, so all of them stay Pending.
-            "KUBEFT_NODES": "bench-cpu-0:cpu=4,memory=8Gi",
+            # The control plane alone, beside the developer's cluster: trainer pods stay Pending.
+            "KUBEFT_WITH_NODE": "0",
+            "KUBEFT_NETNS": f"kubeft-bench-{self.port_base}",
             "KUBECONFIG": str(self.kubeconfig),
             "PATH": f"{path}:{os.environ.get('PATH', '')}",
         }

@@ -44,7 +44,11 @@ CONTAINERD_ROOT="$CACHE/containerd-1.6"
 NODE_DIR="$DIR/node"
 SOCK="$NODE_DIR/containerd.sock"
 TIMEOUT="${KUBEFT_CLUSTER_TIMEOUT:-120}"
-COMPONENTS=(etcd kube-apiserver nsproxy kube-controller-manager kube-scheduler containerd kubelet)
+# KUBEFT_WITH_NODE=0: the control plane alone (no containerd, no kubelet), e.g. for the operator
+# scale benchmark, whose pods only need to exist; give such a cluster its own KUBEFT_NETNS.
+WITH_NODE="${KUBEFT_WITH_NODE:-1}"
+COMPONENTS=(etcd kube-apiserver nsproxy kube-controller-manager kube-scheduler)
+[ "$WITH_NODE" = 1 ] && COMPONENTS+=(containerd kubelet)
 SERVICE_CIDR=10.96.0.0/16
 KUBERNETES_SERVICE_IP=10.96.0.1
 ISSUER=https://kubernetes.default.svc.cluster.local
@@ -271,9 +275,11 @@ up() {
   done
   [ "$(id -u)" = 0 ] || die "the local node needs root (network namespace, containerd, kubelet). Without root, \
 use an existing cluster (kind, minikube) through KUBECONFIG: docs/local-cluster.md, 'Without root'."
-  for b in "$K8S_BIN/kubelet" "$(command -v containerd)" "$(command -v crictl)"; do
-    [ -x "$b" ] || die "${b:-containerd or crictl} is missing: run 'make setup' first"
-  done
+  if [ "$WITH_NODE" = 1 ]; then
+    for b in "$K8S_BIN/kubelet" "$(command -v containerd)" "$(command -v crictl)"; do
+      [ -x "$b" ] || die "${b:-containerd or crictl} is missing: run 'make setup' first"
+    done
+  fi
   if healthy; then
     log "cluster already up: KUBECONFIG=$DIR/admin.kubeconfig"
     return 0
@@ -332,19 +338,21 @@ use an existing cluster (kind, minikube) through KUBECONFIG: docs/local-cluster.
     --kubeconfig="$k" --authentication-kubeconfig="$k" --authorization-kubeconfig="$k" \
     --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --leader-elect=false --profiling=false --v=1
 
-  node_config
-  start containerd "${NS_EXEC[@]}" containerd --config "$NODE_DIR/containerd.toml"
-  wait_for "containerd" containerd_up
-  "$root/hack/images.sh" load || die "loading the images into containerd failed; run 'make images'"
-  start kubelet "${NS_EXEC[@]}" kubelet --config "$NODE_DIR/kubelet.yaml" --kubeconfig "$DIR/pki/kubelet.kubeconfig" \
-    --root-dir "$NODE_DIR/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" \
-    --node-labels "kubeft.io/local-node=true,nvidia.com/gpu.count=$NODE_GPUS" --v=1
-  wait_for "the node to register" node_registered
-  # Extended resources are advertised on the Node's status; the kubelet keeps what it does not manage.
-  local gpus="{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"$NODE_GPUS\"}}}"
-  kc patch node "$NODE_NAME" --subresource=status --type=merge -p "$gpus" >/dev/null
-  wait_for "the node's nvidia.com/gpu" node_has_gpus
-  wait_for "the node to be Ready" node_ready
+  if [ "$WITH_NODE" = 1 ]; then
+    node_config
+    start containerd "${NS_EXEC[@]}" containerd --config "$NODE_DIR/containerd.toml"
+    wait_for "containerd" containerd_up
+    KUBEFT_CONTAINERD_SOCK="$SOCK" "$root/hack/images.sh" load || die "loading the images into containerd failed; run 'make images'"
+    start kubelet "${NS_EXEC[@]}" kubelet --config "$NODE_DIR/kubelet.yaml" --kubeconfig "$DIR/pki/kubelet.kubeconfig" \
+      --root-dir "$NODE_DIR/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" \
+      --node-labels "kubeft.io/local-node=true,nvidia.com/gpu.count=$NODE_GPUS" --v=1
+    wait_for "the node to register" node_registered
+    # Extended resources are advertised on the Node's status; the kubelet keeps what it does not manage.
+    local gpus="{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"$NODE_GPUS\"}}}"
+    kc patch node "$NODE_NAME" --subresource=status --type=merge -p "$gpus" >/dev/null
+    wait_for "the node's nvidia.com/gpu" node_has_gpus
+    wait_for "the node to be Ready" node_ready
+  fi
   wait_for "the default ServiceAccount" kc get serviceaccount default -n default
   wait_for "the kube-root-ca.crt ConfigMap" kc get configmap kube-root-ca.crt -n default
   log "cluster up (node $NODE_NAME at $NODE_IP in netns $NETNS): export KUBECONFIG=$DIR/admin.kubeconfig"

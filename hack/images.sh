@@ -6,6 +6,7 @@
 #   hack/images.sh [build]   base, pause, operator, trainer and test images (incremental)
 #   hack/images.sh load      load the built images into the node's containerd (skips unchanged ones)
 #   hack/images.sh names     print the images `build` produces, one per line
+#   hack/images.sh id REF    the image ID of one of them (REF: operator, trainer, ...)
 #
 # What is built, and where it is cached (outside the repo, keyed by versions and inputs):
 #   - a Debian $SUITE root filesystem with python3 made by mmdebstrap from Debian's packages,
@@ -136,5 +137,6 @@ case "${1:-build}" in
     ;;
   load) load ;;
   names) names | awk '{print $2}' ;;
-  *) echo "usage: $0 [build|load|names]" >&2; exit 2 ;;
+  id) bh inspect --type image --format '{{.FromImageID}}' "$(names | awk -v r="${2:?usage: $0 id REF}" '$1 == r {print $2}')" ;;
+  *) echo "usage: $0 [build|load|names|id REF]" >&2; exit 2 ;;
 esac
