@@ -48,8 +48,10 @@ kubectl apply --server-side --force-conflicts -f crds/finetunejob.yaml >/dev/nul
 kubectl wait --for=condition=Established --timeout=60s crd/finetunejobs.kubeft.io >/dev/null
 # The demo's S3 server is on a private address, which the operator refuses unless allowed (SSRF
 # guard); nothing may reach the Hugging Face Hub from the trainer here.
+# The image's ID as a pod annotation: a rebuilt operator image (same tag) rolls the Deployment.
 helm upgrade --install kubeft charts/kubeft -n "$SYSTEM_NS" --create-namespace --skip-crds \
-  --set operator.allowPrivateEndpoints=true --set-string trainer.env.HF_HUB_OFFLINE=1 --wait=false >/dev/null
+  --set operator.allowPrivateEndpoints=true --set-string trainer.env.HF_HUB_OFFLINE=1 \
+  --set-string "operator.podAnnotations.kubeft\.io/image-id=$(hack/images.sh id operator | cut -c1-12)" >/dev/null
 kubectl rollout status deployment -n "$SYSTEM_NS" -l app.kubernetes.io/instance=kubeft --timeout=180s
 step "4/7 building a tiny Llama-style model and uploading it with the bundled dataset to S3"
 ns python - "$S3_ENDPOINT" "$DIR/demo" <<'EOF'

@@ -110,7 +110,7 @@ def test_example_trains_to_a_verified_adapter_in_s3(
     for want in ("Created", "Started", "Succeeded"):
         assert want in reasons, reasons
     # `kubectl logs` of the trainer pod works: the kubelet serves the container's log.
-    assert "kubeft" in pod_log(cluster, namespace, pod).lower()
+    assert f"adapter uploaded to {s3.uri(prefix)}" in pod_log(cluster, namespace, pod)
 
 
 def test_missing_dataset_fails_clearly_without_retries(
