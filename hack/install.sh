@@ -19,11 +19,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
 fi
-# Re-install only when the dependency list or the checkout's path changed.
-stamp=$( (cat "$root/pyproject.toml"; echo "$root") | sha256sum | cut -c1-16)
+# The images' pins constrain the virtualenv too, so the tests run the versions the images ship.
+# Re-install only when the dependency lists or the checkout's path changed.
+pins=("$root/operator/requirements.txt" "$root/trainer-image/requirements.txt")
+stamp=$( (cat "$root/pyproject.toml" "${pins[@]}"; echo "$root") | sha256sum | cut -c1-16)
 if [ "$(cat "$VENV/.kubeft-stamp" 2>/dev/null)" != "$stamp" ]; then
   echo ">> installing kubeft and its dependencies into $VENV (first time: several minutes, torch is ~3 GB)" >&2
-  "$VENV/bin/pip" install -q -e "$root[operator,trainer,dev]"
+  "$VENV/bin/pip" install -q -e "$root[operator,trainer,dev]" --constraint "${pins[0]}" --constraint "${pins[1]}"
   echo "$stamp" > "$VENV/.kubeft-stamp"
 fi
 
