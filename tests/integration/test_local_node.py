@@ -280,7 +280,10 @@ def test_on_failure_pod_is_restarted_until_it_succeeds(cluster: Cluster, namespa
     cluster.apply(spec, namespace=namespace)
     assert wait_phase(cluster, namespace, "retry", "Succeeded", "Failed") == "Succeeded"
     status = cluster.get("pod", "retry", "-n", namespace)["status"]["containerStatuses"][0]
-    assert (status["restartCount"], status["lastState"]["terminated"]["exitCode"]) == (1, 1)
+    assert status["restartCount"] == 1
+    # The kubelet removes a finished pod's dead containers, so lastState may be gone by now; the
+    # log of the second run is what is left to check.
+    assert cluster.kubectl("logs", "-n", namespace, "retry").stdout.strip() == "second attempt"
 
 
 def test_pod_token_authenticates_as_its_service_account(cluster: Cluster, namespace: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.cluster import Cluster
+from tests.fixtures.cluster import NODE_NAME, Cluster
 from tests.integration.operator.conftest import Operator, Watcher, manifest
 
 pytestmark = pytest.mark.cluster
@@ -26,7 +26,7 @@ def test_lora_job_runs_to_success_with_progress_and_artifact(
     pod = cluster.wait_for(
         lambda: next((p for p in watch.items("pod", "lora") if p["spec"].get("nodeName")), None), what="a bound pod"
     )
-    assert pod["spec"]["nodeName"] == "kubeft-gpu-0"
+    assert pod["spec"]["nodeName"] == NODE_NAME
 
     running = watch.wait_phase("lora", "Running", timeout=30)
     assert running["startTime"]
