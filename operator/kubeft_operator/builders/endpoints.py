@@ -6,7 +6,10 @@ path, so the only URLs a user controls are ``spec.storage.endpoint`` and
 the cluster network (SSRF). Called by the reconciler right after it parses the spec; a violation
 fails the run with reason ``InvalidSpec`` and a message saying what to change.
 
-- Link-local addresses (169.254.0.0/16, fe80::/10: cloud metadata services) are always refused.
+- The host is read the way clients and the system resolver read it (every numeric IPv4
+  spelling, IPv4 inside IPv6, trailing dots, percent-encoding; userinfo is refused), and judged by
+  one policy, ``kubeft_operator.api.endpoint_policy``, which the trainer image carries too.
+- Link-local addresses and cloud metadata endpoints are always refused.
 - Loopback, private, and other non-global addresses, and ``localhost``, are refused unless the
   operator runs with ``KUBEFT_ALLOW_PRIVATE_ENDPOINTS=true`` (chart value
   ``operator.allowPrivateEndpoints``), for platforms with an in-cluster object store.
@@ -16,28 +19,9 @@ fails the run with reason ``InvalidSpec`` and a message saying what to change.
 
 from __future__ import annotations
 
-import ipaddress
-import urllib.parse
-
 from kubeft_operator import config
+from kubeft_operator.api import endpoint_policy
 from kubeft_operator.api import spec as spec_models
-
-
-def _classify(host: str) -> str | None:
-    """Why ``host`` is not a public address, or None when it is one (or a name)."""
-    name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return "loopback"
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return None
-    if address.is_link_local:
-        return "link-local"
-    for kind in ("loopback", "private", "unspecified", "multicast", "reserved"):
-        if getattr(address, f"is_{kind}"):
-            return kind
-    return None if address.is_global else "private"
 
 
 def problem(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> str | None:
@@ -48,12 +32,15 @@ def problem(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> str
     if spec.output.hub is not None and spec.output.hub.endpoint:
         endpoints.append(("spec.output.hub.endpoint", spec.output.hub.endpoint))
     for field, url in endpoints:
-        kind = _classify(urllib.parse.urlsplit(url).hostname or "")
-        if kind == "link-local":
-            return f"{field} {url} is a link-local address (cloud metadata); object stores are never there"
-        if kind is not None and not settings.allow_private_endpoints:
+        try:
+            endpoint_policy.check(url, allow_private=settings.allow_private_endpoints)
+        except endpoint_policy.Refused as refused:
+            if refused.kind == "malformed":
+                return f"{field} {url} {refused}"
+            if refused.always:
+                return f"{field} {url} {refused}; object stores and the Hub are never there"
             return (
-                f"{field} {url} is a {kind} address, which this operator does not allow; use the store's "
-                "public name, or ask the platform team to set operator.allowPrivateEndpoints=true"
+                f"{field} {url} {refused}, which this operator does not allow; use the store's public "
+                "name, or ask the platform team to set operator.allowPrivateEndpoints=true"
             )
     return None
