@@ -15,6 +15,7 @@ subprocess. :func:`Settings.from_env` is called by the startup handler in
 | ``KUBEFT_METRICS_PORT`` | Prometheus ``/metrics`` port; 0 turns it off | 9090 |
 | ``KUBEFT_PEERING_PRIORITY`` | kopf peering priority; unset: random, so replicas never tie | random |
 | ``KUBEFT_ALLOW_PRIVATE_ENDPOINTS`` | allow S3/Hub endpoints on loopback and private addresses | ``false`` |
+| ``KUBEFT_ALLOWED_IMAGES`` | JSON list of globs that ``spec.image`` must match | only the trainer image |
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Settings:
     metrics_port: int = 9090
     peering_priority: int | None = None
     allow_private_endpoints: bool = False
+    # Globs a FineTuneJob's spec.image must match; empty: only trainer_image (builders/images.py).
+    allowed_images: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +73,7 @@ class Settings:
             metrics_port=_int(env, "KUBEFT_METRICS_PORT", base.metrics_port),
             peering_priority=_int(env, "KUBEFT_PEERING_PRIORITY", None),
             allow_private_endpoints=_bool(env, "KUBEFT_ALLOW_PRIVATE_ENDPOINTS"),
+            allowed_images=_patterns(env.get("KUBEFT_ALLOWED_IMAGES")),
         )
         try:
             spec_models.ResourcesSpec(
@@ -111,6 +115,20 @@ def _command(raw: str | None) -> tuple[str, ...] | None:
         value = None
     if not isinstance(value, list) or not value or not all(isinstance(part, str) for part in value):
         raise ValueError('`KUBEFT_TRAINER_COMMAND` must be a non-empty JSON list of strings, e.g. ["python", "x.py"]')
+    return tuple(value)
+
+
+def _patterns(raw: str | None) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(
+            '`KUBEFT_ALLOWED_IMAGES` must be a JSON list of image patterns, e.g. ["registry.example.com/ml/*"]'
+        )
     return tuple(value)
 
 

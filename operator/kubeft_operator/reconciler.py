@@ -28,7 +28,7 @@ import pydantic
 
 from kubeft_operator import config, metrics, status
 from kubeft_operator.api import spec as spec_models
-from kubeft_operator.builders import children, defaults, endpoints, event, meta
+from kubeft_operator.builders import children, defaults, endpoints, event, images, meta
 from kubeft_operator.builders import job as job_builder
 from kubeft_operator.k8s import errors
 
@@ -210,7 +210,7 @@ class Reconciler:
             first = err.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             return None, f"spec.{where}: {first['msg']}"
-        refused = endpoints.problem(parsed, self._settings)
+        refused = endpoints.problem(parsed, self._settings) or images.problem(parsed, self._settings)
         if refused is not None:
             return None, refused
         return defaults.apply(parsed, self._settings), None

@@ -189,3 +189,9 @@ def test_every_namespaced_object_goes_to_the_release_namespace() -> None:
     objects = helm.render(*HA_VALUES)
 
     assert all(obj["metadata"]["namespace"] == helm.NAMESPACE for obj in objects if obj["kind"] not in CLUSTER_SCOPED)
+
+
+def test_allowed_images_reach_the_operator_as_json_only_when_set() -> None:
+    assert "KUBEFT_ALLOWED_IMAGES" not in _env()
+    env = _env("--set", "operator.allowedImages[0]=registry.example.com/ml/*")
+    assert env["KUBEFT_ALLOWED_IMAGES"] == '["registry.example.com/ml/*"]'
