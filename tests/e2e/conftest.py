@@ -5,7 +5,9 @@
   the chart's ServiceAccount and RBAC) and watching the namespaces ``e2e-*``; trainer pods run
   the locally built trainer image on the node (hack/images.sh, hack/cluster.sh).
 - ``namespace``: a fresh ``e2e-...`` namespace, so the release's operator handles it (and the
-  operator integration tests' own operators, which watch ``t-...`` namespaces, never do).
+  operator integration tests' own operators, which watch ``t-...`` namespaces, never do). It
+  enforces the ``restricted`` Pod Security Standard, as does the release's own namespace: the API
+  server admits every pod kubeft creates there, or the tests fail.
 - ``e2e_operator``: the release's operator pod, ready; its log is printed after each test.
 - ``tiny_llama`` (session): a 2-layer Llama-style checkpoint built locally (hack/tiny_models.py).
 - ``job_manifest``: examples/00-demo-tiny-lora.yaml pointed at the test's bucket, with the model
@@ -27,7 +29,7 @@ import pytest
 import yaml
 
 from hack import tiny_models
-from tests.fixtures.cluster import REPO, Cluster, fresh_namespace, in_cluster_netns
+from tests.fixtures.cluster import REPO, RESTRICTED, Cluster, fresh_namespace, in_cluster_netns
 from tests.fixtures.operator import Identity
 from tests.fixtures.s3 import S3
 
@@ -46,7 +48,8 @@ def release(cluster: Cluster) -> Iterator[Identity]:
     system = f"{name}-system"
     helm = shutil.which("helm", path=cluster.env["PATH"])
     assert helm, "helm is not on PATH (hack/install-tools.sh installs it)"
-    install = [helm, "install", name, str(REPO / "charts" / "kubeft"), "-n", system, "--create-namespace"]
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": system, "labels": RESTRICTED}})
+    install = [helm, "install", name, str(REPO / "charts" / "kubeft"), "-n", system]
     values = [
         "--skip-crds",
         f"--set=operator.watchNamespaces[0]={E2E_NAMESPACES}",
@@ -72,7 +75,7 @@ def release(cluster: Cluster) -> Iterator[Identity]:
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh ``e2e-`` namespace named after the test, which the release's operator watches."""
-    yield from fresh_namespace(cluster, request, "e2e")
+    yield from fresh_namespace(cluster, request, "e2e", labels=RESTRICTED)
 
 
 def operator_pod(cluster: Cluster, release: Identity) -> dict[str, Any]:

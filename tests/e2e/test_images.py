@@ -43,7 +43,21 @@ def run_pod(cluster: Cluster, namespace: str, image: str, command: list[str], **
             "metadata": {"name": name},
             "spec": {
                 "restartPolicy": "Never",
-                "containers": [{"name": "main", "image": image, "imagePullPolicy": "Never", "command": command}],
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": image,
+                        "imagePullPolicy": "Never",
+                        "command": command,
+                        # the namespace enforces the restricted Pod Security Standard
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                    }
+                ],
                 **spec,
             },
         },
@@ -113,3 +127,13 @@ def test_operator_image_is_small() -> None:
     trainer = image_size("trainer")
     print(f"operator image: {size / 1e6:.0f} MB, trainer image: {trainer / 1e6:.0f} MB (uncompressed layers)")
     assert size <= OPERATOR_SIZE_LIMIT, f"{size / 1e6:.0f} MB"
+
+
+def test_e2e_namespaces_enforce_the_restricted_pod_security_standard(cluster: Cluster, namespace: str) -> None:
+    """So every trainer pod the e2e tests see admitted meets `restricted`: a pod that does not is refused."""
+    proc = cluster.kubectl(
+        "run", "as-root", "-n", namespace, f"--image={built_images()['python']}", "--restart=Never", "--", "true",
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in proc.stderr, proc.stderr
