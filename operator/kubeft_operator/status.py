@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kubeft_operator.api import redaction
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.api import status as status_models
 from kubeft_operator.builders import meta
@@ -255,7 +256,8 @@ def _failure(
     if job_reason == "BackoffLimitExceeded":
         attempts = job.get("status", {}).get("failed", 0)
         message += f" (gave up after {attempts} failed attempts; retryLimit is {spec.retry_limit})"
-    return reason, message
+    # The trainer's words and its log tail go into a condition and an Event: mask credentials.
+    return reason, redaction.redact(message)
 
 
 class _Conditions:

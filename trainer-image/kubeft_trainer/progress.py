@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Any
 
+from kubeft_operator.api import redaction
 from kubeft_operator.api import status as api_status
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,8 @@ def termination_message(
     if reason:
         doc["reason"] = reason
     if message:
-        doc["message"] = message
+        # The operator copies it into a condition and an Event: no secret may ride along.
+        doc["message"] = redaction.redact(message, (os.environ.get(name, "") for name in redaction.SECRET_ENV))
     if step is not None:
         doc["step"] = step
     if artifact:

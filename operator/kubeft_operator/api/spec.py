@@ -521,8 +521,9 @@ class FineTuneJobSpec(ApiModel):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="GPUs, CPU and memory per pod.")
     scheduling: SchedulingSpec | None = Field(default=None, description="Node selection, priority and Kueue queue.")
     image: Annotated[str, StringConstraints(max_length=512)] | None = Field(
-        default=None, description="Trainer image override; it must be one the operator allows (chart value "
-        "operator.allowedImages), else the job fails with InvalidSpec. Left out: the operator's default."
+        default=None,
+        description="Trainer image override; it must be one the operator allows (chart value "
+        "operator.allowedImages), else the job fails with InvalidSpec. Left out: the operator's default.",
     )
     suspend: bool = Field(default=False, description="Pause the run (its Job is suspended); set false to resume.")
     ttl_seconds_after_finished: int | None = Field(

@@ -219,6 +219,22 @@ def test_failure_carries_the_trainer_reason_and_message():
     assert (failed["reason"], failed["message"]) == ("TargetModulesNotFound", "no q_proj; modules are: c_attn")
 
 
+def test_a_log_tail_in_the_failure_loses_its_credentials():
+    tail = "Traceback ...\nClientError: key AKIAIOSFODNN7EXAMPLE, aws_secret_access_key=wJalrXUtnFEMIK7"
+    result = status.compute(
+        observe(
+            job_body=job(conditions=[job_condition("Failed", "BackoffLimitExceeded")], failed=4),
+            pods=[pod("Failed", terminated=terminated(1, tail))],
+        ),
+        now=factories.NOW,
+    )
+    failed = next(c for c in result.status["conditions"] if c["type"] == "Failed")
+    assert "AKIAIOSFODNN7EXAMPLE" not in failed["message"] and "wJalrXUtnFEMIK7" not in failed["message"]
+    assert "key [REDACTED], aws_secret_access_key=[REDACTED]" in failed["message"]
+    (event,) = [e for e in status.transitions({}, result.status) if e.reason == "Failed"]
+    assert "AKIAIOSFODNN7EXAMPLE" not in event.message and "[REDACTED]" in event.message
+
+
 @pytest.mark.parametrize(
     ("term", "want_reason"),
     [

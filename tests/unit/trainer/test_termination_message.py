@@ -56,3 +56,11 @@ def test_outside_kubernetes_nothing_is_written_to_dev() -> None:
         return
     assert progress.write_termination_message("{}", environ={}) is None
     assert not pathlib.Path(progress.TERMINATION_LOG).exists()
+
+
+def test_failure_message_never_carries_the_trainers_secret_env_values(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "plain-looking-secret-value")
+    monkeypatch.setenv("HF_TOKEN", "another-secret-value")
+    message = "signing with plain-looking-secret-value failed; hub said another-secret-value is invalid"
+    text = progress.termination_message(result="Failed", reason="OutputFailed", message=message)
+    assert json.loads(text)["message"] == "signing with [REDACTED] failed; hub said [REDACTED] is invalid"
