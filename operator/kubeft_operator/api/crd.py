@@ -1,8 +1,8 @@
 """Generate the FineTuneJob CustomResourceDefinition from the pydantic models.
 
-``make crds`` runs ``python -m kubeft_operator.api.crd`` which writes ``crds/finetunejob.yaml``
-and its copy in the Helm chart. The unit test ``test_crd_generation`` fails when either drifts
-from the models.
+``make crds`` runs ``python -m kubeft_operator.api.crd`` which writes ``crds/finetunejob.yaml``,
+its copy in the Helm chart, and the chart's trainer status policy (status_policy.py). The unit
+test ``test_crd_generation`` fails when any of them drifts from the models.
 
 Pydantic emits JSON Schema 2020-12; Kubernetes wants a *structural* OpenAPI v3.0 schema. This
 module inlines ``$ref``s, turns ``Optional[X]`` (``anyOf [X, null]``) into plain ``X``,
@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.api import status as status_models
+from kubeft_operator.api import status_policy
 
 GROUP = "kubeft.io"
 VERSION = "v1alpha1"
@@ -36,6 +37,8 @@ MAX_NAME_LENGTH = 52
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 OUTPUTS = (REPO_ROOT / "crds" / "finetunejob.yaml", REPO_ROOT / "charts" / "kubeft" / "crds" / "finetunejob.yaml")
+# The ValidatingAdmissionPolicy that keeps trainers to their own status fields (status_policy.py).
+STATUS_POLICY = REPO_ROOT / "charts" / "kubeft" / "templates" / "trainer-status-policy.yaml"
 
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Computed phase."},
@@ -221,15 +224,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the files on disk differ")
     args = parser.parse_args(argv)
-    text = render()
-    stale = [p for p in OUTPUTS if not p.exists() or p.read_text() != text]
+    crd = render()
+    wanted = {path: crd for path in OUTPUTS}
+    wanted[STATUS_POLICY] = status_policy.render()
+    stale = [p for p, text in wanted.items() if not p.exists() or p.read_text() != text]
     if args.check:
         for path in stale:
             print(f"{path.relative_to(REPO_ROOT)} is out of date; run `make crds`", file=sys.stderr)
         return 1 if stale else 0
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_text(wanted[path])
     return 0
 
 
