@@ -24,7 +24,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping
-from typing import overload
+from typing import Any, overload
 
 import pydantic
 
@@ -106,13 +106,18 @@ def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     return value
 
 
+def _json(raw: str) -> Any:
+    """``raw`` parsed as JSON, or None when it is not JSON (the caller names the variable)."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+
+
 def _command(raw: str | None) -> tuple[str, ...] | None:
     if not raw:
         return None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = None
+    value = _json(raw)
     if not isinstance(value, list) or not value or not all(isinstance(part, str) for part in value):
         raise ValueError('`KUBEFT_TRAINER_COMMAND` must be a non-empty JSON list of strings, e.g. ["python", "x.py"]')
     return tuple(value)
@@ -121,24 +126,17 @@ def _command(raw: str | None) -> tuple[str, ...] | None:
 def _patterns(raw: str | None) -> tuple[str, ...]:
     if not raw:
         return ()
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = None
+    value = _json(raw)
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(
-            '`KUBEFT_ALLOWED_IMAGES` must be a JSON list of image patterns, e.g. ["registry.example.com/ml/*"]'
-        )
+        example = '["registry.example.com/ml/*"]'
+        raise ValueError(f"`KUBEFT_ALLOWED_IMAGES` must be a JSON list of image patterns, e.g. {example}")
     return tuple(value)
 
 
 def _plain_env(raw: str | None) -> tuple[tuple[str, str], ...]:
     if not raw:
         return ()
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = None
+    value = _json(raw)
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ValueError('`KUBEFT_TRAINER_ENV` must be a JSON object of strings, e.g. {"HF_HUB_OFFLINE": "1"}')
     return tuple(sorted(value.items()))

@@ -236,6 +236,10 @@ class Reconciler:
             job, create_error = await self._create_children(key, owner, spec, current)
         elif spec is not None and job is not None:
             job = await self._sync_suspend(key, owner, spec, job)
+        elif job is not None:
+            # The spec is refused now (an operator upgrade, a policy made stricter) while its trainer
+            # may be running: stop it in this reconcile; the Failed condition says why.
+            job = await self._stop(key, owner, job)
         pods = self._view.pods(key) if job is not None else ()
         observed = status.Observed(
             name=owner.name,
@@ -307,8 +311,16 @@ class Reconciler:
         self, key: Key, owner: meta.Owner, spec: spec_models.FineTuneJobSpec, job: Mapping[str, Any]
     ) -> Mapping[str, Any]:
         patch = job_builder.suspend_patch(spec, dict(job))
+        return job if patch is None else await self._patch_job(key, owner, patch)
+
+    async def _stop(self, key: Key, owner: meta.Owner, job: Mapping[str, Any]) -> Mapping[str, Any]:
+        patch = job_builder.stop_patch(dict(job))
         if patch is None:
             return job
+        logger.warning("FineTuneJob %s/%s: its spec is refused now; suspending its Job", owner.namespace, owner.name)
+        return await self._patch_job(key, owner, patch)
+
+    async def _patch_job(self, key: Key, owner: meta.Owner, patch: dict[str, Any]) -> Mapping[str, Any]:
         updated = status.job_view(await self._api.patch_job(owner.namespace, meta.job_name(owner.name), patch))
         self._jobs[key] = updated
         return updated

@@ -186,3 +186,18 @@ def suspend_patch(spec: spec_models.FineTuneJobSpec, job: dict[str, Any]) -> dic
     if not spec.suspend and suspended and not queued:
         return {"spec": {"suspend": False}}
     return None
+
+
+def stop_patch(job: dict[str, Any]) -> dict[str, Any] | None:
+    """The merge patch that stops a Job whose FineTuneJob the operator now refuses, if it still runs.
+
+    Suspending deletes its pods (SIGTERM: the trainer checkpoints) and keeps the Job for inspection;
+    a finished or already suspended Job needs nothing.
+    """
+    finished = any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in job.get("status", {}).get("conditions") or []
+    )
+    if finished or job.get("spec", {}).get("suspend"):
+        return None
+    return {"spec": {"suspend": True}}

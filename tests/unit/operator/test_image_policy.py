@@ -9,21 +9,14 @@ import pytest
 from kubeft_operator import config
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.builders import images
+from tests.unit.operator import factories
 
 DEFAULT = config.Settings(trainer_image="ghcr.io/kubeft/trainer:0.1.0")
 ALLOWLIST = dataclasses.replace(DEFAULT, allowed_images=("registry.example.com/ml/*", "ghcr.io/kubeft/trainer:*"))
 
 
 def _spec(image: str | None) -> spec_models.FineTuneJobSpec:
-    doc = {
-        "model": {"source": "org/model"},
-        "dataset": {"source": "s3://data/train.jsonl", "fields": {"text": "text"}},
-        "task": "CAUSAL_LM",
-        "method": {"type": "lora"},
-        "training": {"maxSteps": 5},
-        "output": {"s3": {"uri": "s3://adapters/run"}},
-        **({"image": image} if image else {}),
-    }
+    doc = factories.merge(factories.MINIMAL, {"image": image} if image else {})
     return spec_models.FineTuneJobSpec.model_validate(doc)
 
 

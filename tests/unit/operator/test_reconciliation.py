@@ -246,6 +246,27 @@ def test_suspend_patches_the_job_and_reports_suspended(world):
     assert ("create", "Event", "Suspended") in api.writes
 
 
+def test_a_running_job_whose_spec_is_refused_now_is_stopped_in_the_same_reconcile():
+    """An operator restarted with a stricter policy (here: private endpoints no longer allowed)
+    must not leave the refused run's trainer on the GPUs."""
+    api, view, clock = FakeApi(), FakeView(), Clock()
+    private = {"storage": {"endpoint": "http://10.0.3.7:9000"}}
+    lenient = reconciler.Reconciler(
+        api, view, config.Settings(allow_private_endpoints=True), instance="test", clock=clock
+    )
+    api.finetunejob = view.ftj = finetunejob(spec_patch=private)
+    run(lenient)
+    watch_catches_up(api, view)
+    assert api.objects["Job", "demo-train"]["spec"].get("suspend") is not True
+
+    strict = reconciler.Reconciler(api, view, config.Settings(), instance="test", clock=clock)
+    run(strict)
+    assert api.objects["Job", "demo-train"]["spec"]["suspend"] is True
+    assert api.finetunejob["status"]["phase"] == "Failed"
+    failed = next(c for c in api.finetunejob["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "InvalidSpec" and "10.0.3.7" in failed["message"]
+
+
 def test_kueue_queued_job_is_not_resumed_by_the_operator(world):
     api, view, _, rec = world
     api.finetunejob = view.ftj = finetunejob(spec_patch={"scheduling": {"queueName": "q"}})

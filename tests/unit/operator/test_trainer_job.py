@@ -259,3 +259,17 @@ def test_model_cache_uses_the_operator_claim_when_configured():
 def test_suspend_patch_follows_the_spec_and_leaves_admission_to_kueue(patch, job_suspended, want_patch):
     spec = factories.spec(**patch)
     assert job_builder.suspend_patch(spec, {"spec": {"suspend": job_suspended}}) == want_patch
+
+
+@pytest.mark.parametrize(
+    ("job", "want"),
+    [
+        ({"spec": {"suspend": False}, "status": {"active": 1}}, {"spec": {"suspend": True}}),
+        ({"spec": {"suspend": True}, "status": {}}, None),
+        ({"spec": {}, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}, None),
+        ({"spec": {}, "status": {"conditions": [{"type": "Failed", "status": "True"}]}}, None),
+        ({"spec": {}, "status": {"conditions": [{"type": "Failed", "status": "False"}]}}, {"spec": {"suspend": True}}),
+    ],
+)
+def test_stop_patch_suspends_only_a_job_that_still_runs(job, want):
+    assert job_builder.stop_patch(job) == want
