@@ -14,7 +14,8 @@ import os
 import sys
 import traceback
 
-from kubeft_trainer import config, errors, launch, progress
+from kubeft_operator.api import spec as spec_models
+from kubeft_trainer import config, egress, errors, launch, progress
 from kubeft_trainer.train import preemption
 
 log = logging.getLogger("kubeft_trainer")
@@ -47,14 +48,23 @@ def _run(argv: list[str] | None) -> int:
     try:
         cfg = config.load(args.config)
         log.info("job %s: %s %s on %s", cfg.name, cfg.spec.method.type, cfg.spec.task, cfg.spec.model.source)
+        endpoints = [e for e in (cfg.spec.storage and cfg.spec.storage.endpoint, _hub_endpoint(cfg.spec)) if e]
+        egress.install(endpoints, private_allowed=egress.allow_private())
         from kubeft_trainer import pipeline
 
         result = pipeline.run(cfg, flag=flag)
-    except errors.TrainerError as exc:
-        log.error("%s: %s", exc.reason, exc.message)
-        _terminate(result="Failed", reason=exc.reason, message=exc.message, step=exc.step)
-        return exc.exit_code
     except Exception as exc:
+        refused = egress.refused_in(exc)
+        if refused is not None:
+            # Where the endpoint leads is refused (the spec must change; a retry cannot help),
+            # however deep in a client's or the pipeline's own errors it surfaced.
+            log.error("EndpointRefused: %s", refused)
+            _terminate(result="Failed", reason="EndpointRefused", message=f"{refused}; point the endpoint elsewhere")
+            return errors.EXIT_USER_ERROR
+        if isinstance(exc, errors.TrainerError):
+            log.error("%s: %s", exc.reason, exc.message)
+            _terminate(result="Failed", reason=exc.reason, message=exc.message, step=exc.step)
+            return exc.exit_code
         # Every exit writes a termination message, unexpected ones too (exit 1: retried).
         traceback.print_exc()
         _terminate(result="Failed", reason="Error", message=f"{type(exc).__name__}: {exc}")
@@ -64,6 +74,11 @@ def _run(argv: list[str] | None) -> int:
     artifact = result.artifact.wire() if result.artifact else None
     _terminate(result="Succeeded", step=result.outcome.step, artifact=artifact, metrics=result.outcome.metrics)
     return errors.EXIT_OK
+
+
+def _hub_endpoint(spec: spec_models.FineTuneJobSpec) -> str | None:
+    hub = spec.output.hub
+    return hub.endpoint if hub is not None else None
 
 
 def _is_rank_zero() -> bool:

@@ -122,24 +122,27 @@ def canonical_host(url: str) -> str | ipaddress.IPv4Address | ipaddress.IPv6Addr
 def check(url: str, *, allow_private: bool) -> None:
     """Raises :class:`Refused` when the policy refuses ``url``; returns when it allows it."""
     host = canonical_host(url)
-    kind: str | None
-    if isinstance(host, str):
-        if host in METADATA_NAMES:
-            raise Refused("metadata", f"names a cloud metadata service ({host})", always=True)
-        if host == "localhost" or host.endswith(".localhost"):
-            kind = "loopback"
-        else:
-            return
-    elif host.is_link_local:
-        raise Refused("link-local", f"is a link-local address ({host}, cloud metadata)", always=True)
-    elif host in METADATA_ADDRESSES:
-        raise Refused("metadata", f"is a cloud metadata address ({host})", always=True)
-    else:
-        kind = next(
-            (k for k in ("loopback", "unspecified", "multicast", "reserved", "private") if getattr(host, f"is_{k}")),
-            None if host.is_global else "private",
-        )
-        if kind is None:
-            return
-    if not allow_private:
-        raise Refused(kind, f"is a {kind} address ({host})", always=False)
+    if not isinstance(host, str):
+        check_address(host, allow_private=allow_private)
+        return
+    if host in METADATA_NAMES:
+        raise Refused("metadata", f"names a cloud metadata service ({host})", always=True)
+    if (host == "localhost" or host.endswith(".localhost")) and not allow_private:
+        raise Refused("loopback", f"is a loopback address ({host})", always=False)
+
+
+def check_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_private: bool) -> None:
+    """Raises :class:`Refused` when the policy refuses a connection to ``address`` (the trainer
+    judges each address a name resolves to with this, right before it connects)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        address = _embedded_ipv4(address) or address
+    if address.is_link_local:
+        raise Refused("link-local", f"is a link-local address ({address}, cloud metadata)", always=True)
+    if address in METADATA_ADDRESSES:
+        raise Refused("metadata", f"is a cloud metadata address ({address})", always=True)
+    kind = next(
+        (k for k in ("loopback", "unspecified", "multicast", "reserved", "private") if getattr(address, f"is_{k}")),
+        None if address.is_global else "private",
+    )
+    if kind is not None and not allow_private:
+        raise Refused(kind, f"is a {kind} address ({address})", always=False)

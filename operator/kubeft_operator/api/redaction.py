@@ -15,7 +15,14 @@ from collections.abc import Iterable
 
 MASK = "[REDACTED]"
 # The trainer's environment variables that come from Secrets (builders/job.py sets them).
-SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+SECRET_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "KUBEFT_HUB_TOKEN",
+)
 
 # Each pattern's group 1, when it has one, is kept (the key before a value); the rest is masked.
 _PATTERNS = [

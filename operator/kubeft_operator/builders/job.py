@@ -58,6 +58,8 @@ def env(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: config.S
         {"name": "KUBEFT_POD_NAME", "valueFrom": _field("metadata.name")},
         {"name": "HF_HOME", "value": HF_HOME},
         {"name": "KUBEFT_WORKDIR", "value": WORKDIR},
+        # The trainer judges its endpoints again at connect time (kubeft_trainer/egress.py).
+        {"name": "KUBEFT_ALLOW_PRIVATE_ENDPOINTS", "value": str(settings.allow_private_endpoints).lower()},
     ]
     credentials = spec.storage.credentials_secret_ref if spec.storage else None
     out += _secret_env("AWS_ACCESS_KEY_ID", credentials, key="AWS_ACCESS_KEY_ID")

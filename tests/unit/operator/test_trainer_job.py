@@ -84,6 +84,7 @@ WANT_MINIMAL_JOB = {
                             {"name": "KUBEFT_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                             {"name": "HF_HOME", "value": "/var/cache/huggingface"},
                             {"name": "KUBEFT_WORKDIR", "value": "/var/lib/kubeft"},
+                            {"name": "KUBEFT_ALLOW_PRIVATE_ENDPOINTS", "value": "false"},
                         ],
                         "resources": {
                             "requests": {"cpu": "4", "memory": "32Gi"},
@@ -191,7 +192,7 @@ def test_gpus_are_a_limit_of_the_gpu_resource_only_when_requested(patch, want_li
     ],
 )
 def test_credentials_are_secret_references_never_values(patch, want_env):
-    assert container(build(**patch))["env"][5:] == want_env
+    assert container(build(**patch))["env"][6:] == want_env
 
 
 def test_operator_extra_env_is_appended_but_cannot_override_the_contract():
