@@ -147,3 +147,14 @@ def test_crd_upgrade_without_force_conflicts_is_refused_after_a_helm_install(
 
     assert done.returncode != 0
     assert 'conflict with "helm"' in done.stderr
+
+
+def test_trainer_network_policy_passes_server_side_validation(cluster: Cluster, namespace: str) -> None:
+    options = ("--set", "trainer.networkPolicy.enabled=true", "--set", f"trainer.networkPolicy.namespaces={{{namespace}}}")
+    objects = [o for o in helm.render(*options, namespace=namespace) if o["kind"] == "NetworkPolicy"]
+    assert len(objects) == 1
+
+    done = _server_dry_run(cluster, objects)
+
+    assert done.returncode == 0, done.stderr
+    assert "networkpolicy.networking.k8s.io/" in done.stdout

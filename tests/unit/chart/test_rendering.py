@@ -10,7 +10,14 @@ import pytest
 from tests.unit.chart import helm
 
 HA_VALUES = ("-f", str(helm.VALUES_DIR / "ha-monitoring.yaml"))
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition"}
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ClusterKopfPeering",
+    "CustomResourceDefinition",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 
 
 def _deployment(*options: str) -> dict[str, Any]:
@@ -195,3 +202,22 @@ def test_allowed_images_reach_the_operator_as_json_only_when_set() -> None:
     assert "KUBEFT_ALLOWED_IMAGES" not in _env()
     env = _env("--set", "operator.allowedImages[0]=registry.example.com/ml/*")
     assert env["KUBEFT_ALLOWED_IMAGES"] == '["registry.example.com/ml/*"]'
+
+
+def test_trainer_network_policy_is_off_by_default_and_denies_metadata_per_namespace() -> None:
+    assert helm.find(helm.render(), "NetworkPolicy") == []
+    policies = helm.find(
+        helm.render("--set", "trainer.networkPolicy.enabled=true", "--set", "operator.watchNamespaces={team-a,team-b}"),
+        "NetworkPolicy",
+    )
+    assert [p["metadata"]["namespace"] for p in policies] == ["team-a", "team-b"]
+    (rule,) = policies[0]["spec"]["egress"]
+    excepted = [cidr for block in rule["to"] for cidr in block["ipBlock"]["except"]]
+    assert "169.254.0.0/16" in excepted and "fe80::/10" in excepted
+    assert policies[0]["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "kubeft"}
+
+
+def test_trainer_network_policy_needs_namespaces() -> None:
+    failed = helm.run(*helm.template_args("--set", "trainer.networkPolicy.enabled=true"), check=False)
+    assert failed.returncode != 0
+    assert "trainer.networkPolicy.namespaces" in failed.stderr
