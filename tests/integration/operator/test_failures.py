@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.fixtures.cluster import Cluster
@@ -102,3 +104,27 @@ def test_name_clash_sets_initial_conditions_and_creation_resumes_once_it_is_gone
 
     watch.wait_phase("clash", "Succeeded", timeout=60)
     assert watch.condition("clash", "Created")["status"] == "True"
+
+
+def test_a_running_job_refused_after_an_operator_restart_is_stopped_in_one_reconcile(
+    cluster: Cluster, namespace: str, start_operator: Callable[..., Operator], watch: Watcher
+) -> None:
+    """An operator upgrade or a stricter platform setting (here allowPrivateEndpoints turned off):
+    the refused run's trainer must not keep the GPUs."""
+    lenient = start_operator(env={"KUBEFT_ALLOW_PRIVATE_ENDPOINTS": "true"})
+    doc = manifest("flip", storage={"endpoint": "http://10.0.3.7:9000"}, training={"maxSteps": 100000})
+    cluster.apply(doc, namespace=namespace)
+    watch.wait_phase("flip", "Running", timeout=60)
+    lenient.stop()
+
+    start_operator(env={"KUBEFT_ALLOW_PRIVATE_ENDPOINTS": "false"})
+    watch.wait_phase("flip", "Failed", timeout=60)
+    failed = watch.condition("flip", "Failed")
+    assert failed["reason"] == "InvalidSpec" and "10.0.3.7" in failed["message"]
+    (job,) = watch.items("jobs", "flip")
+    assert job["spec"]["suspend"] is True
+    cluster.wait_for(
+        lambda: all(p["status"].get("phase") != "Running" for p in watch.items("pods", "flip")),
+        timeout=60,
+        what="the trainer pod to stop",
+    )
