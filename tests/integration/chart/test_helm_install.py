@@ -150,7 +150,7 @@ def test_crd_upgrade_without_force_conflicts_is_refused_after_a_helm_install(
 
 
 def test_trainer_network_policy_passes_server_side_validation(cluster: Cluster, namespace: str) -> None:
-    options = ("--set", "trainer.networkPolicy.enabled=true", "--set", f"trainer.networkPolicy.namespaces={{{namespace}}}")
+    options = ("--set", "trainer.networkPolicy.enabled=true", "--set", f"operator.watchNamespaces[0]={namespace}")
     objects = [o for o in helm.render(*options, namespace=namespace) if o["kind"] == "NetworkPolicy"]
     assert len(objects) == 1
 
