@@ -394,6 +394,9 @@ stop_node() {
   done
   # The kubelet's per-container log links point into $DIR; containerd's runtime dirs keep nothing.
   find /var/log/containers -maxdepth 1 -type l -lname "$NODE_DIR/*" -delete 2>/dev/null || true
+  # Paths the kubelet creates whatever its root dir: removed when nothing else left anything there.
+  rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+  rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet /var/log/containers 2>/dev/null || true
 }
 
 stop_components() {
