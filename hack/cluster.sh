@@ -383,7 +383,9 @@ stop_node() {
     crictl_ rmp --all --force >/dev/null 2>&1 || true
   fi
   terminate kubelet containerd
-  pkill -KILL -f "containerd-shim-runc-v2 .*-address $SOCK" 2>/dev/null || true
+  # The [c] keeps pkill's own command line from matching, which it otherwise does where /proc
+  # belongs to another pid namespace than ours (pkill then cannot tell itself apart).
+  pkill -KILL -f "[c]ontainerd-shim-runc-v2 .*-address $SOCK" 2>/dev/null || true
   # Whatever the kubelet and containerd left mounted (volumes, container root filesystems).
   local m
   for m in $(findmnt -rn -o TARGET | grep -F "$DIR/" | sort -r); do umount -l "$m" 2>/dev/null || true; done
@@ -427,7 +429,7 @@ leftovers() { # what `down` must not leave behind; prints each, fails if there i
   local found=0 line
   while read -r line; do [ -n "$line" ] && { echo "left behind: $line"; found=1; }; done < <(
     [ -e "$NETNS_PATH" ] && echo "network namespace $NETNS_PATH"
-    pgrep -af "containerd-shim-runc-v2 .*-address $SOCK|kubelet --config $NODE_DIR/|containerd --config $NODE_DIR/" \
+    pgrep -af "[c]ontainerd-shim-runc-v2 .*-address $SOCK|[k]ubelet --config $NODE_DIR/|[c]ontainerd --config $NODE_DIR/" \
       | sed 's/^/process /'
     findmnt -rn -o TARGET | grep -F "$DIR/" | sed 's/^/mount /'
     for d in /sys/fs/cgroup/*/kubepods; do [ -d "$d" ] && echo "cgroup $d"; done

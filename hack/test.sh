@@ -6,6 +6,14 @@
 # stopped at the end; one that was already running (a developer's) is reused and left running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A CI sandbox may run us in a pid namespace of our own under the host's /proc, where containerd
+# cannot find its own threads' network namespaces (/proc/PID/task/TID/ns/net). Then the whole run
+# (cluster, mounts, tests, teardown) moves into one mount namespace with a /proc of our own.
+read -r _self_pid _ </proc/self/stat 2>/dev/null || _self_pid=
+if [ "$_self_pid" != "$BASHPID" ] && [ -z "${KUBEFT_OWN_PROC:-}" ]; then
+  echo ">> /proc shows another pid namespace: running in a mount namespace with our own /proc" >&2
+  exec env KUBEFT_OWN_PROC=1 unshare --mount-proc "$0" "$@"
+fi
 start=$(date +%s)
 hack/lint.sh
 started=0
