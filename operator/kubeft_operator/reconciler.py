@@ -28,7 +28,7 @@ import pydantic
 
 from kubeft_operator import config, metrics, status
 from kubeft_operator.api import spec as spec_models
-from kubeft_operator.builders import children, defaults, endpoints, event, images, meta
+from kubeft_operator.builders import children, defaults, endpoints, event, images, meta, resume
 from kubeft_operator.builders import job as job_builder
 from kubeft_operator.k8s import errors
 
@@ -231,9 +231,16 @@ class Reconciler:
 
         spec, spec_error = self._parse(body)
         job = self._job(key, owner.uid)
-        create_error = None
+        create_error = waiting = resumed_from = None
         if spec is not None and job is None:
-            job, create_error = await self._create_children(key, owner, spec, current)
+            resolution = await self._resolve_resume(owner, spec)
+            if resolution.refused is not None:
+                spec, spec_error = None, resolution.refused
+            elif resolution.wait is not None:
+                waiting = resolution.wait
+            else:
+                resumed_from = resolution.uri
+                job, create_error = await self._create_children(key, owner, spec, current, resume_uri=resumed_from)
         elif spec is not None and job is not None:
             job = await self._sync_suspend(key, owner, spec, job)
         elif job is not None:
@@ -250,6 +257,9 @@ class Reconciler:
             job=job,
             pods=pods,
             create_error=create_error,
+            uid=owner.uid,
+            resumed_from=resumed_from,
+            waiting=waiting,
         )
         result = status.compute(observed, now=now)
         patch = status.changes(current, result.status)
@@ -274,8 +284,26 @@ class Reconciler:
             return await self._expire(owner, {**body, "status": new}, now=now)
         return result.requeue_after
 
+    async def _resolve_resume(self, owner: meta.Owner, spec: spec_models.FineTuneJobSpec) -> resume.Resolution:
+        """Read the FineTuneJob that spec.resumeFrom.job names (one GET), then decide; see builders.resume."""
+        source = source_spec = source_error = None
+        wanted = spec.resume_from
+        if wanted is not None and wanted.job is not None and wanted.job != owner.name:
+            source = await self._api.get_finetunejob(owner.namespace, wanted.job)
+            if source is not None:
+                source_spec, source_error = self._parse(source)
+        return resume.resolve(
+            owner.name, owner.namespace, spec, source=source, source_spec=source_spec, source_error=source_error
+        )
+
     async def _create_children(
-        self, key: Key, owner: meta.Owner, spec: spec_models.FineTuneJobSpec, current: Mapping[str, Any]
+        self,
+        key: Key,
+        owner: meta.Owner,
+        spec: spec_models.FineTuneJobSpec,
+        current: Mapping[str, Any],
+        *,
+        resume_uri: str | None = None,
     ) -> tuple[Mapping[str, Any] | None, str | None]:
         """Create (or adopt) every child; returns the Job, or why a child could not be created."""
         if current.get("children"):
@@ -287,7 +315,7 @@ class Reconciler:
             if status.is_terminal(fresh.get("status") or {}):
                 raise _Gone
         created: dict[str, Any] = {}
-        for obj in children.build(owner, spec, settings=self._settings):
+        for obj in children.build(owner, spec, settings=self._settings, resume_uri=resume_uri):
             what = f"{obj['kind']} {obj['metadata']['name']}"
             try:
                 created = await self._api.create(obj)

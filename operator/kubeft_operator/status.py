@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kubeft_operator.api import redaction
+from kubeft_operator.api import layout, redaction
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.api import status as status_models
 from kubeft_operator.builders import meta
@@ -40,6 +40,8 @@ OWNED = (
     "artifact",
     "metrics",
     "tensorboardUri",
+    "runUri",
+    "resumedFrom",
     "children",
     "retries",
 )
@@ -52,6 +54,8 @@ EXIT_REASONS = {64: "InvalidConfig", 65: "Diverged", 143: "Preempted"}
 # The Job's Complete/Failed condition can be seen before the pod that carries the termination
 # message; wait this long for the pod before finishing without it.
 POD_GRACE_SECONDS = 10.0
+# How often a job whose spec.resumeFrom names an unfinished run looks at it again.
+RESUME_POLL_SECONDS = 10.0
 CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
 
 
@@ -67,6 +71,11 @@ class Observed:
     job: Mapping[str, Any] | None = None
     pods: Sequence[Mapping[str, Any]] = ()
     create_error: str | None = None
+    uid: str = ""
+    # The adapter or checkpoint spec.resumeFrom resolved to, when the children were created now.
+    resumed_from: str | None = None
+    # Why the children are not created yet: the run spec.resumeFrom names has not finished.
+    waiting: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,12 +229,17 @@ def _blocked(pods: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
     return None
 
 
-def tensorboard_uri(spec: spec_models.FineTuneJobSpec) -> str | None:
-    if spec.tensorboard is not None:
-        return spec.tensorboard.uri
-    if spec.output.s3 is not None:
-        return spec.output.s3.uri.rstrip("/") + "/tensorboard"
-    return None
+def locations(spec: spec_models.FineTuneJobSpec, *, name: str, uid: str) -> dict[str, str]:
+    """``tensorboardUri`` and ``runUri`` of this run, as :mod:`kubeft_operator.api.layout` places them."""
+    output = spec.output.s3.uri if spec.output.s3 is not None else None
+    tensorboard = spec.tensorboard.uri if spec.tensorboard is not None else None
+    out = {}
+    board = layout.tensorboard_uri(output_uri=output, tensorboard=tensorboard, name=name, run_id=uid)
+    if board is not None:
+        out["tensorboardUri"] = board
+    if output is not None:
+        out["runUri"] = layout.run_uri(output, uid)
+    return out
 
 
 def _failure(
@@ -320,14 +334,19 @@ def compute(observed: Observed, *, now: str) -> Result:
         out["conditions"] = conditions.list()
         return Result(status=out)
 
-    uri = tensorboard_uri(spec)
-    if uri is not None:
-        out["tensorboardUri"] = uri
+    if observed.uid:
+        out.update(locations(spec, name=observed.name, uid=observed.uid))
+    if observed.resumed_from is not None:
+        out["resumedFrom"] = observed.resumed_from
     job = observed.job
     if job is None:
         out["phase"] = Phase.PENDING.value
         if observed.create_error is not None:
             conditions.set("Created", False, "CreateFailed", observed.create_error)
+        if observed.waiting is not None:
+            conditions.set("Created", False, "WaitingForResumeSource", observed.waiting)
+            out["conditions"] = conditions.list()
+            return Result(status=out, requeue_after=RESUME_POLL_SECONDS)
         out["conditions"] = conditions.list()
         return Result(status=out)
 

@@ -10,6 +10,7 @@ Called by :mod:`kubeft_trainer.pipeline`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pydantic
 import yaml
 
+from kubeft_operator.api import layout
 from kubeft_operator.api import spec as api_spec
 from kubeft_trainer import errors, launch
 
@@ -34,23 +36,44 @@ class TrainerConfig:
     uid: str | None
     workdir: pathlib.Path
     rank: int = 0
+    # The adapter or checkpoint to start from: the operator's resolution of spec.resumeFrom.
+    resume_from: str | None = None
 
     @property
     def is_main_process(self) -> bool:
         """Rank 0 of an `accelerate launch` run: the one that logs, uploads and exports."""
         return self.rank == 0
 
+    @functools.cached_property
+    def spec_hash(self) -> str:
+        return layout.spec_hash(self.spec.wire())
+
+    @property
+    def run_id(self) -> str:
+        """The FineTuneJob's uid; outside Kubernetes (no uid), `local-` and the spec's hash."""
+        return self.uid or f"local-{self.spec_hash[:16]}"
+
+    @property
+    def run_dir(self) -> pathlib.Path:
+        """This run's local files: never shared with another run, even on a shared work volume."""
+        return self.workdir / "runs" / self.run_id
+
     @property
     def checkpoint_dir(self) -> pathlib.Path:
-        return self.workdir / "checkpoints"
+        return self.run_dir / "checkpoints"
+
+    @property
+    def checkpoints_uri(self) -> str | None:
+        """`<run prefix>/checkpoints` beside the S3 output (kubeft_operator.api.layout); None without one."""
+        return layout.checkpoints_uri(self.output_s3_uri, self.run_id) if self.output_s3_uri else None
 
     @property
     def tensorboard_dir(self) -> pathlib.Path:
-        return self.workdir / "tensorboard" / self.name
+        return self.run_dir / "tensorboard"
 
     @property
     def export_dir(self) -> pathlib.Path:
-        return self.workdir / "export"
+        return self.run_dir / "export"
 
     @property
     def cache_dir(self) -> pathlib.Path:
@@ -64,10 +87,13 @@ class TrainerConfig:
 
     @property
     def tensorboard_uri(self) -> str | None:
-        """`spec.tensorboard.uri`, else `<output.s3.uri>/tensorboard`; None when neither is set."""
-        if self.spec.tensorboard is not None:
-            return self.spec.tensorboard.uri.rstrip("/")
-        return f"{self.output_s3_uri}/tensorboard" if self.output_s3_uri else None
+        """Where this run's event files go (kubeft_operator.api.layout); None without S3 output or tensorboard."""
+        return layout.tensorboard_uri(
+            output_uri=self.output_s3_uri,
+            tensorboard=self.spec.tensorboard.uri if self.spec.tensorboard is not None else None,
+            name=self.name,
+            run_id=self.run_id,
+        )
 
 
 def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> TrainerConfig:
@@ -99,6 +125,13 @@ def parse(doc: Any, *, environ: dict[str, str] | os._Environ[str], source: str =
     if not isinstance(metadata, dict):
         raise errors.InvalidConfig(f"{source}: `metadata` must be a mapping")
     name = environ.get("KUBEFT_JOB_NAME") or metadata.get("name") or "kubeft"
+    resume_from = doc.get("resumeFrom")
+    if resume_from is None and spec.resume_from is not None:
+        if spec.resume_from.job is not None:
+            raise errors.InvalidConfig(
+                f"{source}: spec.resumeFrom.job is resolved by the operator; outside Kubernetes set spec.resumeFrom.uri"
+            )
+        resume_from = spec.resume_from.uri
     return TrainerConfig(
         spec=spec,
         name=str(name),
@@ -106,6 +139,7 @@ def parse(doc: Any, *, environ: dict[str, str] | os._Environ[str], source: str =
         uid=metadata.get("uid"),
         workdir=pathlib.Path(environ.get("KUBEFT_WORKDIR") or launch.DEFAULT_WORKDIR),
         rank=int(environ.get("RANK", "0")),
+        resume_from=str(resume_from).rstrip("/") if resume_from else None,
     )
 
 

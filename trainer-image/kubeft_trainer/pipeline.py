@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from typing import Any
 
 import accelerate
 import datasets
 import transformers
 
+from kubeft_operator.api import layout
 from kubeft_operator.api import status as api_status
 from kubeft_trainer import config as trainer_config
 from kubeft_trainer import data, errors, export, progress, storage
 from kubeft_trainer import model as model_stage
 from kubeft_trainer import train as train_stage
+from kubeft_trainer.export import hub
 from kubeft_trainer.export import s3 as export_s3
-from kubeft_trainer.model import base
+from kubeft_trainer.model import base, warm_start
 from kubeft_trainer.train import arguments, checkpoints, preemption
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,31 @@ def uses_s3(cfg: trainer_config.TrainerConfig) -> bool:
     return cfg.output_s3_uri is not None or cfg.tensorboard_uri is not None or any(map(storage.is_s3, sources))
 
 
+def preflight_outputs(cfg: trainer_config.TrainerConfig, s3: Any) -> None:
+    """Write access to every output, checked before any download (seconds, not hours, to a clear error)."""
+    if cfg.output_s3_uri is not None:
+        run_prefix = layout.run_uri(cfg.output_s3_uri, cfg.run_id)
+        export_s3.preflight(s3, cfg.output_s3_uri, run_prefix)
+    if cfg.spec.output.hub is not None:
+        hub.preflight(cfg.spec.output.hub)
+
+
+def clean_up(cfg: trainer_config.TrainerConfig, remote: checkpoints.Remote | None) -> None:
+    """After a successful export: delete this run's checkpoints, unless spec.output.keepCheckpoints."""
+    if cfg.spec.output.keep_checkpoints:
+        log.info("keeping the checkpoints of this run (spec.output.keepCheckpoints)")
+        return
+    if remote is not None:
+        try:
+            deleted = remote.delete_all()
+        except Exception as exc:
+            # The adapter is safe; leftover checkpoints cost storage, not correctness.
+            log.warning("could not delete the checkpoints under %s: %s", remote.root, exc)
+            return
+        log.info("deleted this run's checkpoints under %s (%d objects)", remote.root, deleted)
+    shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
+
+
 def run(
     cfg: trainer_config.TrainerConfig,
     *,
@@ -74,8 +102,8 @@ def run(
         arguments.precision(spec.training.precision)
         model_stage.check_runtime(cfg)
         s3 = storage.client(spec.storage) if uses_s3(cfg) else None
-        if cfg.output_s3_uri is not None:
-            export_s3.preflight(s3, cfg.output_s3_uri)
+        if cfg.is_main_process:
+            preflight_outputs(cfg, s3)
 
         location = base.resolve(cfg)
         tokenizer = base.load_tokenizer(spec.model, location)
@@ -86,10 +114,19 @@ def run(
         transformers.set_seed(spec.training.seed)
         model = model_stage.build(cfg, location, tokenizer=tokenizer, labels=prepared.labels, total_steps=total_steps)
 
-        remote = checkpoints.Remote(s3, cfg.output_s3_uri) if cfg.output_s3_uri is not None else None
+        remote = (
+            checkpoints.Remote(s3, cfg.checkpoints_uri, train_stage.identity(cfg))
+            if cfg.checkpoints_uri is not None
+            else None
+        )
         # Rank 0 downloads the checkpoint first; the other ranks then find the same files in place.
         with accelerate.PartialState().main_process_first():
             resume_from = train_stage.find_resume(cfg, remote)
+        if resume_from is None and cfg.resume_from is not None:
+            # A warm start from another run's weights; a retry of this run resumes its own checkpoint instead.
+            with accelerate.PartialState().main_process_first():
+                source = warm_start.fetch(cfg, s3)
+            warm_start.load(model, source, uri=cfg.resume_from)
         outcome = train_stage.run(
             cfg, model, prepared, reporter=reporter, flag=flag, s3=s3, remote=remote, resume_from=resume_from
         )
@@ -100,6 +137,7 @@ def run(
                 cfg, model, metrics=outcome.metrics, labels=prepared.labels, step=outcome.step, s3_client=s3
             )
             log.info("done: %s (%d bytes, manifest sha256 %s)", artifact.uri, artifact.size_bytes, artifact.sha256)
+            clean_up(cfg, remote)
         return Result(model=model, tokenizer=tokenizer, outcome=outcome, artifact=artifact, labels=prepared.labels)
     finally:
         reporter.close()

@@ -54,6 +54,7 @@ def progress_body(
     loss: float | None = None,
     eta_seconds: float | None = None,
     last_checkpoint_step: int | None = None,
+    start_step: int | None = None,
 ) -> dict[str, Any]:
     """The `status.progress` object, shaped by the API's Progress model."""
     percent = int(100 * step / total_steps) if total_steps else None
@@ -68,6 +69,7 @@ def progress_body(
         eta=human_duration(eta_seconds) if eta_seconds is not None else None,
         summary=summary,
         last_checkpoint_step=last_checkpoint_step,
+        start_step=start_step,
         updated_at=now_rfc3339(),
     )
     return progress.wire()

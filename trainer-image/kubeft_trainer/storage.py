@@ -9,6 +9,8 @@ retried with backoff, so a flaky link costs seconds, not the run.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -77,12 +79,18 @@ def is_permanent(exc: BaseException) -> bool:
     return error_code(exc) in PERMANENT_CODES or isinstance(exc, botocore.exceptions.NoCredentialsError)
 
 
-def list_keys(s3: Any, uri: S3Uri) -> Iterator[tuple[str, int]]:
-    """(key, size) of every object under the prefix `uri.key/`."""
+def list_objects(s3: Any, uri: S3Uri) -> Iterator[tuple[str, int, str]]:
+    """(key, size, ETag) of every object under the prefix `uri.key/`."""
     prefix = uri.key + "/" if uri.key else ""
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
-            yield obj["Key"], int(obj["Size"])
+            yield obj["Key"], int(obj["Size"]), str(obj.get("ETag", "")).strip('"')
+
+
+def list_keys(s3: Any, uri: S3Uri) -> Iterator[tuple[str, int]]:
+    """(key, size) of every object under the prefix `uri.key/`."""
+    for key, size, _ in list_objects(s3, uri):
+        yield key, size
 
 
 def list_dirs(s3: Any, uri: S3Uri) -> list[str]:
@@ -112,22 +120,48 @@ def download_file(s3: Any, uri: S3Uri, dest: pathlib.Path) -> pathlib.Path:
 
 
 def download_prefix(s3: Any, uri: S3Uri, dest: pathlib.Path) -> int:
-    """Mirror every object under the prefix into `dest`, skipping files already there with the same size.
+    """Mirror every object under the prefix into `dest`, skipping files already there and unchanged.
 
-    Returns the number of objects found (0 means the prefix is empty or missing).
+    "Unchanged" means the same size and the same ETag as when this mirror last downloaded it
+    (recorded in `dest/.kubeft-etags.json`), so a model re-uploaded under the same key with the same
+    size is fetched again. Returns the number of objects found (0: the prefix is empty or missing).
     """
     prefix = uri.key + "/" if uri.key else ""
+    known = _read_etags(dest)
+    fetched: dict[str, str] = {}
     count = 0
-    for key, size in list_keys(s3, uri):
+    for key, size, etag in list_objects(s3, uri):
         count += 1
         rel = key[len(prefix) :]
-        if not rel or rel.endswith("/"):
+        if not rel or rel.endswith("/") or rel == ETAGS:
             continue
         target = dest / rel
-        if target.is_file() and target.stat().st_size == size:
+        if target.is_file() and target.stat().st_size == size and etag and known.get(rel) == etag:
             continue
         download_file(s3, S3Uri(uri.bucket, key), target)
+        fetched[rel] = etag
+    if fetched:
+        _write_etags(dest, {**known, **fetched})
     return count
+
+
+ETAGS = ".kubeft-etags.json"
+
+
+def _read_etags(dest: pathlib.Path) -> dict[str, str]:
+    try:
+        doc = json.loads((dest / ETAGS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
+
+
+def _write_etags(dest: pathlib.Path, etags: dict[str, str]) -> None:
+    # Written whole and renamed into place: pods sharing the cache volume never read half a file.
+    dest.mkdir(parents=True, exist_ok=True)
+    tmp = dest / f"{ETAGS}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(etags, sort_keys=True))
+    tmp.replace(dest / ETAGS)
 
 
 def upload_file(s3: Any, path: pathlib.Path, uri: S3Uri) -> None:

@@ -399,8 +399,17 @@ class OutputSpec(ApiModel):
         "json_schema_extra": cel(("has(self.s3) || has(self.hub)", "set at least one output: s3 or hub")),
     }
 
-    s3: S3Output | None = Field(default=None, description="Object storage destination; checkpoints go here too.")
+    s3: S3Output | None = Field(
+        default=None,
+        description="Object storage destination. It receives the adapter only; the run's checkpoints and "
+        "TensorBoard logs go beside it, under `<parent>/.kubeft-runs/<name>/<uid>/` (status.runUri).",
+    )
     hub: HubOutput | None = Field(default=None, description="Hugging Face Hub destination.")
+    keep_checkpoints: bool = Field(
+        default=False,
+        description="Keep the run's checkpoints after a successful export. Left false: they are deleted "
+        "once the adapter is exported; a failed or suspended run always keeps them.",
+    )
 
 
 class TensorBoardSpec(ApiModel):
@@ -411,6 +420,25 @@ class TensorBoardSpec(ApiModel):
         json_schema_extra=cel((S3_PREFIX_RULE, S3_PREFIX_MSG)),
     )
     flush_interval_seconds: int = Field(default=30, ge=1, le=3600, description="Upload new events this often.")
+
+
+class ResumeFrom(ApiModel):
+    """Start from the adapter weights of an earlier run. Set exactly one of job and uri."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(("has(self.job) != has(self.uri)", "set exactly one of resumeFrom.job and .uri")),
+    }
+
+    job: Name | None = Field(
+        default=None,
+        description="A FineTuneJob in this namespace: its exported adapter when it succeeded, else its "
+        "latest durable checkpoint. While it still runs, this job waits for it.",
+    )
+    uri: Uri | None = Field(
+        default=None,
+        description="An adapter or checkpoint directory: s3://bucket/prefix (read with spec.storage), or a "
+        "path inside the trainer image.",
+    )
 
 
 # --------------------------------------------------------------------------------------- spec
@@ -431,8 +459,9 @@ _IMMUTABLE = (
     "image",
     "activeDeadlineSeconds",
     "retryLimit",
+    "resumeFrom",
 )
-_OPTIONAL_IMMUTABLE = ("scheduling", "storage", "tensorboard", "image", "activeDeadlineSeconds")
+_OPTIONAL_IMMUTABLE = ("scheduling", "storage", "tensorboard", "image", "activeDeadlineSeconds", "resumeFrom")
 IMMUTABLE_MSG = (
     "is immutable once the job is created; only suspend and ttlSecondsAfterFinished may change. "
     "Create a new FineTuneJob to train with different settings"
@@ -524,6 +553,14 @@ class FineTuneJobSpec(ApiModel):
         default=None,
         description="Trainer image override; it must be one the operator allows (chart value "
         "operator.allowedImages), else the job fails with InvalidSpec. Left out: the operator's default.",
+    )
+    resume_from: ResumeFrom | None = Field(
+        default=None,
+        description="Continue training from an earlier run's adapter weights (a warm start). Only the weights "
+        "carry over: the optimizer state, learning-rate schedule and step count start fresh, with this "
+        "spec's training settings. The base model, task, method and the adapter's shape (rank, target "
+        "modules, virtual tokens) must match, else the job fails with InvalidSpec or InvalidConfig. "
+        "Left out: the run starts from freshly initialised weights, and resumes only its own checkpoints.",
     )
     suspend: bool = Field(default=False, description="Pause the run (its Job is suspended); set false to resume.")
     ttl_seconds_after_finished: int | None = Field(

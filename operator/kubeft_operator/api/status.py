@@ -48,6 +48,11 @@ class Progress(ApiModel):
     eta: str | None = Field(default=None, description="Estimated time left, human readable.")
     summary: str | None = Field(default=None, description="`step/total (percent%)`, for kubectl get.")
     last_checkpoint_step: int | None = Field(default=None, description="Step of the latest durable checkpoint.")
+    start_step: int | None = Field(
+        default=None,
+        description="Step the current trainer pod started from: 0 for a fresh start, else the step of this "
+        "run's own checkpoint it resumed (a retry, a resume after suspend or preemption).",
+    )
     updated_at: str | None = Field(default=None, description="When the trainer last reported (RFC 3339).")
 
 
@@ -80,5 +85,13 @@ class FineTuneJobStatus(ApiModel):
     metrics: dict[str, float] | None = Field(default=None, description="Latest training and evaluation metrics.")
     artifact: Artifact | None = Field(default=None, description="The exported adapter.")
     tensorboard_uri: str | None = Field(default=None, description="Where TensorBoard event files are streamed.")
+    run_uri: str | None = Field(
+        default=None,
+        description="This run's own prefix beside the output: checkpoints/ (deleted after a successful export "
+        "unless spec.output.keepCheckpoints) and, by default, tensorboard/.",
+    )
+    resumed_from: str | None = Field(
+        default=None, description="The adapter or checkpoint whose weights this run started from (spec.resumeFrom)."
+    )
     children: Children | None = Field(default=None, description="Names of the child objects.")
     retries: int | None = Field(default=None, description="Trainer pods that failed and were retried.")

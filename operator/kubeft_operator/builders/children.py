@@ -13,9 +13,12 @@ from kubeft_operator.api import spec as spec_models
 from kubeft_operator.builders import config_map, job, meta, rbac
 
 
-def build(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, settings: config.Settings) -> list[dict[str, Any]]:
+def build(
+    owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, settings: config.Settings, resume_uri: str | None = None
+) -> list[dict[str, Any]]:
+    """``resume_uri``: what spec.resumeFrom resolved to (:mod:`kubeft_operator.builders.resume`)."""
     return [
-        config_map.build(owner, spec),
+        config_map.build(owner, spec, resume_uri=resume_uri),
         rbac.service_account(owner),
         rbac.role(owner),
         rbac.role_binding(owner),

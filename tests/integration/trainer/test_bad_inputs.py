@@ -170,4 +170,4 @@ def test_unreachable_output_bucket_fails_before_training(
     message = termination(trainer_env)
     assert rc == 64
     assert message["reason"] == "OutputFailed"
-    assert not (trainer_env / "work" / "checkpoints").exists()
+    assert not (trainer_env / "work" / "runs").exists()

@@ -29,6 +29,8 @@ from tests.integration.trainer.conftest import merge, spec_doc, termination
 pytestmark = pytest.mark.slow
 
 STEPS = 120
+# The run's own checkpoint prefix beside the output s3://<bucket>/a (its FineTuneJob uid is 0000).
+CHECKPOINTS = ".kubeft-runs/a/0000/checkpoints"
 
 
 def launch(config_path: pathlib.Path, *, workdir: pathlib.Path, log: pathlib.Path, env: dict[str, str]) -> Any:
@@ -54,7 +56,7 @@ def test_sigterm_checkpoint_then_resume_matches_an_uninterrupted_run(
     interrupted_config = write_config(merge(base, {"output": {"s3": {"uri": s3.uri("a")}}}), name="a")
 
     first = launch(interrupted_config, workdir=trainer_env / "pod-1", log=trainer_env / "pod-1.log", env=env)
-    while proc_alive(first) and "a/checkpoints/checkpoint-30/COMPLETE" not in s3.keys("a/checkpoints/"):
+    while proc_alive(first) and f"{CHECKPOINTS}/checkpoint-30/COMPLETE" not in s3.keys(CHECKPOINTS):
         time.sleep(0.05)
     first.send_signal(signal.SIGTERM)
     rc = first.wait(timeout=120)
@@ -64,14 +66,14 @@ def test_sigterm_checkpoint_then_resume_matches_an_uninterrupted_run(
     assert preempted["reason"] == "Preempted"
     stopped_at = preempted["step"]
     assert 30 <= stopped_at < STEPS
-    assert f"a/checkpoints/checkpoint-{stopped_at}/COMPLETE" in s3.keys("a/checkpoints/")
+    assert f"{CHECKPOINTS}/checkpoint-{stopped_at}/COMPLETE" in s3.keys(CHECKPOINTS)
 
     second = launch(interrupted_config, workdir=trainer_env / "pod-2", log=trainer_env / "pod-2.log", env=env)
     rc = second.wait(timeout=300)
     log = (trainer_env / "pod-2.log").read_text()
 
     assert rc == 0, log[-3000:]
-    assert f"resuming from {s3.uri('a')}/checkpoints/checkpoint-{stopped_at}" in log
+    assert f"resuming from {s3.uri(CHECKPOINTS)}/checkpoint-{stopped_at}" in log
     assert termination(trainer_env)["step"] == STEPS
     assert "step 1/" not in log
 

@@ -102,11 +102,12 @@ def test_s3_sources_streamed_tensorboard_and_verified_manifest(
     assert message["artifact"]["sizeBytes"] == sum(f["size"] for f in manifest["files"])
     assert {"eval_loss", "eval_perplexity", "train_loss"} <= set(message["metrics"])
 
-    checkpoints = [k for k in s3.keys("adapters/run/checkpoints/") if k.endswith("/COMPLETE")]
-    assert checkpoints == [
-        "adapters/run/checkpoints/checkpoint-100/COMPLETE",
-        "adapters/run/checkpoints/checkpoint-150/COMPLETE",
-    ]
+    # `aws s3 ls --recursive s3://bucket/adapters/run` lists the adapter alone; the run's checkpoints
+    # went to its own prefix beside it and were deleted after the export.
+    assert set(s3.keys("adapters/run")) == {f"adapters/run/{name}" for name in EXPORTED}
+    assert "checkpoint 100 uploaded to" in log and "checkpoint 150 uploaded to" in log
+    assert s3.keys("adapters/.kubeft-runs/run/0000/checkpoints/") == []
+    assert "deleted this run's checkpoints under" in log
     assert (trainer_env / "hf-home" / "kubeft" / "models" / s3.bucket / "models/tiny-llama" / "config.json").is_file()
 
     inspect = subprocess.run(

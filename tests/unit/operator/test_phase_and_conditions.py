@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -350,9 +351,19 @@ def test_status_never_includes_progress():
     assert "progress" not in status.changes(current, result.status)
 
 
-def test_tensorboard_defaults_under_the_s3_output():
-    result = status.compute(observe(), now=factories.NOW)
-    assert result.status["tensorboardUri"] == "s3://bucket/prefix/tensorboard"
+def test_run_prefix_and_tensorboard_sit_beside_the_s3_output():
+    observed = dataclasses.replace(observe(), uid="u-1")
+    result = status.compute(observed, now=factories.NOW)
+    assert result.status["runUri"] == "s3://bucket/.kubeft-runs/prefix/u-1"
+    assert result.status["tensorboardUri"] == "s3://bucket/.kubeft-runs/prefix/u-1/tensorboard"
+
+
+def test_waiting_for_the_resume_source_is_pending_and_polled():
+    observed = dataclasses.replace(observe(), waiting="waiting for FineTuneJob a (now Running) to finish")
+    result = status.compute(observed, now=factories.NOW)
+    assert result.status["phase"] == "Pending"
+    assert conditions(result)["Created"] == ("False", "WaitingForResumeSource")
+    assert result.requeue_after == status.RESUME_POLL_SECONDS
 
 
 @pytest.mark.parametrize(

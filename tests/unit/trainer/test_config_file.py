@@ -31,7 +31,8 @@ def test_config_file_is_parsed_with_defaults(tmp_path: pathlib.Path) -> None:
     assert (cfg.name, cfg.namespace, cfg.uid) == ("job", "ns", "u")
     assert cfg.spec.training.learning_rate == 2e-4
     assert cfg.spec.dataset.packing is True
-    assert cfg.checkpoint_dir == tmp_path / "checkpoints"
+    assert cfg.checkpoint_dir == tmp_path / "runs" / "u" / "checkpoints"
+    assert cfg.checkpoints_uri == "s3://bucket/adapters/.kubeft-runs/run/u/checkpoints"
 
 
 def test_job_identity_comes_from_the_environment_first(tmp_path: pathlib.Path) -> None:
@@ -40,14 +41,37 @@ def test_job_identity_comes_from_the_environment_first(tmp_path: pathlib.Path) -
     assert (cfg.name, cfg.namespace) == ("env-name", "env-ns")
 
 
-def test_tensorboard_defaults_to_the_output_prefix() -> None:
-    cfg = config.parse({"spec": SPEC}, environ={})
-    assert cfg.tensorboard_uri == "s3://bucket/adapters/run/tensorboard"
+def test_tensorboard_defaults_to_the_runs_own_prefix_beside_the_output() -> None:
+    cfg = config.parse({"metadata": {"name": "job", "uid": "u1"}, "spec": SPEC}, environ={})
+    assert cfg.tensorboard_uri == "s3://bucket/adapters/.kubeft-runs/run/u1/tensorboard"
 
 
-def test_tensorboard_uri_wins_over_the_default() -> None:
+def test_tensorboard_uri_wins_over_the_default_with_a_directory_per_run() -> None:
     spec = {**SPEC, "tensorboard": {"uri": "s3://logs/team/"}}
-    assert config.parse({"spec": spec}, environ={}).tensorboard_uri == "s3://logs/team"
+    cfg = config.parse({"metadata": {"name": "job", "uid": "u1"}, "spec": spec}, environ={})
+    assert cfg.tensorboard_uri == "s3://logs/team/job/u1"
+
+
+def test_without_a_uid_the_run_is_keyed_by_its_spec(tmp_path: pathlib.Path) -> None:
+    one = config.parse({"spec": SPEC}, environ={"KUBEFT_WORKDIR": str(tmp_path)})
+    same = config.parse({"spec": SPEC}, environ={"KUBEFT_WORKDIR": str(tmp_path)})
+    other = config.parse({"spec": {**SPEC, "training": {"maxSteps": 11}}}, environ={"KUBEFT_WORKDIR": str(tmp_path)})
+    assert one.run_id.startswith("local-") and one.run_id == same.run_id != other.run_id
+    assert one.checkpoint_dir != other.checkpoint_dir
+
+
+def test_resume_from_resolved_by_the_operator_wins(tmp_path: pathlib.Path) -> None:
+    spec = {**SPEC, "resumeFrom": {"job": "earlier"}}
+    doc = {"metadata": {"uid": "u"}, "spec": spec, "resumeFrom": "s3://bucket/adapters/earlier/"}
+    assert config.parse(doc, environ={}).resume_from == "s3://bucket/adapters/earlier"
+
+
+def test_resume_from_a_job_name_needs_the_operator() -> None:
+    spec = {**SPEC, "resumeFrom": {"job": "earlier"}}
+    with pytest.raises(errors.InvalidConfig, match="set spec.resumeFrom.uri"):
+        config.parse({"spec": spec}, environ={})
+    uri = {**SPEC, "resumeFrom": {"uri": "/models/adapter"}}
+    assert config.parse({"spec": uri}, environ={}).resume_from == "/models/adapter"
 
 
 def test_unreadable_file_is_invalid_config(tmp_path: pathlib.Path) -> None:

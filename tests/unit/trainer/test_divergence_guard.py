@@ -1,4 +1,4 @@
-"""The divergence guard: NaN/inf at once, a runaway smoothed loss after `patience` logged steps, nothing else."""
+"""The divergence guard: NaN/inf or a runaway smoothed loss for `patience` logged steps in a row, nothing else."""
 
 from __future__ import annotations
 
@@ -19,10 +19,28 @@ def feed(losses: list[float], *, factor: float = 4.0, patience: int = 3) -> tupl
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_non_finite_loss_diverges_immediately(bad: float) -> None:
-    stopped = feed([2.0, 1.9, bad])
+def test_non_finite_losses_diverge_after_patience(bad: float) -> None:
+    stopped = feed([2.0, 1.9, bad, bad, bad, 1.8])
     assert stopped is not None
-    assert stopped[0] == 3
+    assert stopped[0] == 5
+    assert "became" in stopped[1] and "3 logged steps" in stopped[1]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_single_non_finite_loss_is_forgiven_and_never_poisons_the_average(bad: float) -> None:
+    guard = divergence.Guard(max_loss_factor=4.0, patience_steps=3)
+    assert guard.observe(2.0, step=1) is None
+    assert guard.observe(bad, step=2) is None
+    assert guard.outside_bound
+    assert guard.observe(1.9, step=3) is None
+    assert not guard.outside_bound
+    assert guard.smoothed is not None and math.isfinite(guard.smoothed)
+    assert feed([2.0, bad, 1.9, bad, 1.8, bad, 1.7] * 5) is None
+
+
+def test_patience_one_stops_at_the_first_non_finite_loss() -> None:
+    stopped = feed([2.0, math.nan], patience=1)
+    assert stopped is not None and stopped[0] == 2
 
 
 def test_decreasing_loss_never_diverges() -> None:

@@ -44,3 +44,20 @@ def test_verify_reports_changed_and_missing_files(tmp_path: pathlib.Path) -> Non
     problems = manifest.verify(tmp_path)
     assert "adapter_model.safetensors: sha256 mismatch" in problems
     assert "README.md: missing" in problems
+
+
+def test_verify_command_checks_the_status_hash_then_every_file(tmp_path: pathlib.Path, capsys) -> None:
+    path, _ = manifest.write(export_dir(tmp_path))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert manifest.main([str(tmp_path), "--sha256", digest]) == 0
+    assert "verified 3 files" in capsys.readouterr().out
+    assert manifest.main([str(tmp_path), "--sha256", "0" * 64]) == 1
+    assert "status.artifact.sha256" in capsys.readouterr().err
+    (tmp_path / "README.md").write_text("# edited")
+    assert manifest.main([str(tmp_path)]) == 1
+    assert "README.md: size" in capsys.readouterr().err
+
+
+def test_verify_command_says_when_the_manifest_is_missing(tmp_path: pathlib.Path, capsys) -> None:
+    assert manifest.main([str(export_dir(tmp_path))]) == 1
+    assert "incomplete" in capsys.readouterr().err

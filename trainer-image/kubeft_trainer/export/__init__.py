@@ -1,13 +1,15 @@
 """Stage 5: export only the adapter, with a model card, metrics and a checksummed manifest.
 
 The staging directory holds `adapter_config.json`, `adapter_model.safetensors`, `README.md`,
-`metrics.json`, then `manifest.json` (every file's sha256 and size), written last and uploaded
-last. It goes to `spec.output.s3.uri`, the Hub repository, or both. The artifact's sha256 is the
-manifest's. Called by :mod:`kubeft_trainer.pipeline`.
+`metrics.json`, then `manifest.json` (every file's sha256 and size, and the run that produced
+them: job, uid, spec hash, resumedFrom), written last and uploaded last, after any earlier
+manifest at the output was deleted. It goes to `spec.output.s3.uri`, the Hub repository, or
+both. The artifact's sha256 is the manifest's. Called by :mod:`kubeft_trainer.pipeline`.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import shutil
@@ -49,6 +51,19 @@ def stage(
         method=spec.method.type,
         task=spec.task,
         step=step,
+        # Provenance: which run produced these files, from which spec, from which weights.
+        run={
+            k: v
+            for k, v in {
+                "job": cfg.name,
+                "namespace": cfg.namespace,
+                "uid": cfg.run_id,
+                "specHash": cfg.spec_hash,
+                "resumedFrom": cfg.resume_from,
+            }.items()
+            if v is not None
+        },
+        exportedAt=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     return doc, manifest.sha256_file(path)
 

@@ -1,13 +1,20 @@
 """manifest.json: the sha256 and size of every exported file, written last so its presence means done.
 
-Pure; used by :mod:`kubeft_trainer.export` and by anyone verifying a downloaded adapter.
+Pure; used by :mod:`kubeft_trainer.export` and by anyone verifying a downloaded adapter:
+
+    sha=$(kubectl get ftj NAME -o jsonpath='{.status.artifact.sha256}')
+    python -m kubeft_trainer.export.manifest ./adapter --sha256 "$sha"
+
+checks that manifest.json is the one the FineTuneJob's status names, then every file against it.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import pathlib
+import sys
 from typing import Any
 
 NAME = "manifest.json"
@@ -52,3 +59,31 @@ def verify(directory: pathlib.Path) -> list[str]:
         elif sha256_file(path) != entry["sha256"]:
             problems.append(f"{entry['path']}: sha256 mismatch")
     return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kubeft_trainer.export.manifest", description="Verify a downloaded adapter."
+    )
+    parser.add_argument("directory", type=pathlib.Path, help="the downloaded output prefix")
+    parser.add_argument("--sha256", help="status.artifact.sha256 of the FineTuneJob: the manifest's own hash")
+    args = parser.parse_args(argv)
+    path = args.directory / NAME
+    if not path.is_file():
+        print(f"{path}: missing; the export is incomplete or this is not an adapter directory", file=sys.stderr)
+        return 1
+    problems = []
+    if args.sha256 and sha256_file(path) != args.sha256.strip().lower():
+        problems.append(f"{NAME}: sha256 {sha256_file(path)} is not {args.sha256} (status.artifact.sha256)")
+    problems += verify(args.directory)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    count = len(json.loads(path.read_text())["files"])
+    print(f"verified {count} files against {path}" + (" and status.artifact.sha256" if args.sha256 else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,10 +1,11 @@
-"""Upload the staged adapter directory to `spec.output.s3.uri`, manifest.json last.
+"""Upload the staged adapter directory to `spec.output.s3.uri`, atomically for readers; check write access first.
 
 Multipart and retries come from :mod:`kubeft_trainer.storage`. Called by :mod:`kubeft_trainer.export`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import pathlib
 from typing import Any
@@ -15,27 +16,65 @@ from kubeft_trainer.export import manifest
 log = logging.getLogger(__name__)
 
 
-def preflight(s3: Any, uri: str) -> None:
-    """Fail in seconds, not after hours of training, when the output bucket cannot be reached."""
-    target = storage.S3Uri.parse(uri)
-    try:
-        s3.head_bucket(Bucket=target.bucket)
-    except Exception as exc:
-        code = storage.error_code(exc)
-        permanent = storage.is_permanent(exc) or code in ("404", "403")
-        raise errors.OutputFailed(
-            f"cannot write to {uri}: {code or exc}; check the bucket, spec.storage and the credentials",
-            permanent=permanent,
-        ) from exc
+PROBE = ".kubeft-write-probe"
+
+
+def preflight(s3: Any, *uris: str) -> None:
+    """Fail in seconds, not after hours of training, when a prefix cannot be written.
+
+    A `head_bucket` passes with read-only keys, so this writes and deletes a small probe object
+    under each prefix (the output, and the run's own prefix for checkpoints).
+    """
+    for uri in uris:
+        probe = storage.S3Uri.parse(uri).join(PROBE)
+        try:
+            s3.put_object(Bucket=probe.bucket, Key=probe.key, Body=b"kubeft write check\n")
+            s3.delete_object(Bucket=probe.bucket, Key=probe.key)
+        except Exception as exc:
+            code = storage.error_code(exc)
+            permanent = storage.is_permanent(exc) or code in ("404", "403")
+            raise errors.OutputFailed(
+                f"cannot write to {uri}: {code or exc}; check that bucket {probe.bucket} exists and that the "
+                "credentials in spec.storage.credentialsSecretRef may put and delete objects under that prefix",
+                permanent=permanent,
+            ) from exc
+        log.info("write access to %s checked", uri)
 
 
 def upload(s3: Any, directory: pathlib.Path, uri: str) -> None:
+    """Upload the adapter so that a reader never sees a manifest that does not match the files.
+
+    An earlier export's manifest.json is deleted first and the new one uploaded last; files the
+    earlier manifest listed that this export no longer has are deleted after it.
+    """
     target = storage.S3Uri.parse(uri)
     try:
+        previous = _previous_files(s3, target)
+        if previous is not None:
+            s3.delete_object(Bucket=target.bucket, Key=target.join(manifest.NAME).key)
+            log.info("replacing the adapter exported earlier to %s", uri)
         uploaded = storage.upload_dir(s3, directory, target, last=(manifest.NAME,))
+        for rel in sorted((previous or set()) - set(uploaded)):
+            s3.delete_object(Bucket=target.bucket, Key=target.join(rel).key)
     except Exception as exc:
         raise errors.OutputFailed(
             f"uploading the adapter to {uri} failed: {storage.error_code(exc) or exc}",
             permanent=storage.is_permanent(exc),
         ) from exc
     log.info("adapter uploaded to %s (%d files)", uri, len(uploaded))
+
+
+def _previous_files(s3: Any, target: storage.S3Uri) -> set[str] | None:
+    """Paths listed by the manifest already at `target`, or None when there is none."""
+    key = target.join(manifest.NAME)
+    try:
+        body = s3.get_object(Bucket=key.bucket, Key=key.key)["Body"].read()
+    except Exception as exc:
+        if storage.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    try:
+        doc = json.loads(body)
+        return {str(f["path"]) for f in doc.get("files", [])}
+    except (ValueError, TypeError, KeyError):
+        return set()

@@ -33,18 +33,25 @@ class Outcome:
     resumed_from: int | None
 
 
+def identity(cfg: trainer_config.TrainerConfig) -> checkpoints.Identity:
+    return checkpoints.Identity(uid=cfg.run_id, spec_hash=cfg.spec_hash)
+
+
 def find_resume(cfg: trainer_config.TrainerConfig, remote: checkpoints.Remote | None) -> pathlib.Path | None:
-    """The newest complete checkpoint, downloaded from S3 when there is an S3 output; else a local one."""
+    """This run's newest complete checkpoint (from S3 when there is an S3 output, else local), or None."""
     if remote is not None:
-        steps = remote.steps()
-        if steps:
-            path = remote.download(steps[-1], cfg.checkpoint_dir)
-            log.info("resuming from %s/checkpoint-%d", remote.root, steps[-1])
+        step = remote.latest()
+        if step is not None:
+            path = remote.download(step, cfg.checkpoint_dir)
+            log.info("resuming from %s/checkpoint-%d (this run's own checkpoint)", remote.root, step)
             return path
+        log.info("no checkpoint of this run (%s) under %s: training from step 0", cfg.run_id, remote.root)
         return None
-    local = checkpoints.latest_local(cfg.checkpoint_dir)
+    local = checkpoints.latest_local(cfg.checkpoint_dir, identity(cfg))
     if local is not None:
-        log.info("resuming from %s", local)
+        log.info("resuming from %s (this run's own checkpoint)", local)
+    else:
+        log.info("no checkpoint of this run (%s): training from step 0", cfg.run_id)
     return local
 
 
@@ -70,14 +77,16 @@ def run(
     wanted = metrics.wanted(spec.task, training.evaluation.metrics)
     compute = metrics.compute_metrics_for(wanted)
     progress_cb = callbacks.Progress(reporter)
-    guard_cb = callbacks.DivergenceStop(
-        divergence.Guard(
-            max_loss_factor=training.divergence.max_loss_factor, patience_steps=training.divergence.patience_steps
-        )
+    guard = divergence.Guard(
+        max_loss_factor=training.divergence.max_loss_factor, patience_steps=training.divergence.patience_steps
     )
+    guard_cb = callbacks.DivergenceStop(guard)
     stop_cb = callbacks.StopOnPreemption(flag)
     writer = _summary_writer(cfg) if cfg.is_main_process else None
-    cbs: list[transformers.TrainerCallback] = [progress_cb, callbacks.Checkpoints(remote, progress_cb), stop_cb]
+    saver = callbacks.Checkpoints(
+        remote, progress_cb, identity=identity(cfg), guard=guard if training.divergence.enabled else None
+    )
+    cbs: list[transformers.TrainerCallback] = [progress_cb, saver, stop_cb]
     if writer is not None:
         cbs.append(callbacks.TensorBoard(writer))
     if training.divergence.enabled:
@@ -149,6 +158,6 @@ def _start_sync(cfg: trainer_config.TrainerConfig, s3: Any, writer: Any) -> tens
     if uri is None or s3 is None:
         return None
     interval = cfg.spec.tensorboard.flush_interval_seconds if cfg.spec.tensorboard else 30
-    remote = storage.S3Uri.parse(uri).join(cfg.name)
+    remote = storage.S3Uri.parse(uri)
     log.info("streaming TensorBoard logs to %s every %ds", remote, interval)
     return tensorboard.Sync(s3, cfg.tensorboard_dir, remote, interval=interval, writer=writer).start()

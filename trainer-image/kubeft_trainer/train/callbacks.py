@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import transformers
 
-from kubeft_trainer import progress
+from kubeft_trainer import errors, progress, storage
 from kubeft_trainer.train import checkpoints, divergence, preemption
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class Progress(transformers.TrainerCallback):
             loss=self._loss,
             eta_seconds=eta,
             last_checkpoint_step=self.last_checkpoint_step,
+            start_step=self._start_step,
         )
 
 
@@ -121,22 +122,45 @@ class DivergenceStop(transformers.TrainerCallback):
 
 
 class Checkpoints(transformers.TrainerCallback):
-    """After each Trainer save: mark the checkpoint complete, upload it (marker last), report it."""
+    """After each Trainer save: mark the checkpoint complete, upload it (marker last), report it.
 
-    def __init__(self, remote: checkpoints.Remote | None, progress_cb: Progress) -> None:
+    A checkpoint saved while the divergence guard sees the loss outside its bound is never marked
+    complete, so no retry or resume starts from weights that were already running away.
+    """
+
+    def __init__(
+        self,
+        remote: checkpoints.Remote | None,
+        progress_cb: Progress,
+        *,
+        identity: checkpoints.Identity,
+        guard: divergence.Guard | None = None,
+    ) -> None:
         self.remote = remote
         self.progress_cb = progress_cb
+        self.identity = identity
+        self.guard = guard
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
             return
         step = state.global_step
+        if self.guard is not None and self.guard.outside_bound:
+            log.warning("checkpoint %d not marked complete: the loss is outside the divergence bound", step)
+            return
         directory = pathlib.Path(args.output_dir) / f"checkpoint-{step}"
-        checkpoints.mark_complete(directory, step=step)
+        checkpoints.mark_complete(directory, step=step, identity=self.identity)
         if self.remote is not None:
             try:
                 self.remote.upload(directory, step=step)
             except Exception as exc:
+                if storage.is_permanent(exc):
+                    # Every later upload would be refused too: stop now rather than train for nothing.
+                    raise errors.OutputFailed(
+                        f"uploading checkpoint {step} to {self.remote.root} was refused "
+                        f"({storage.error_code(exc) or exc}); check the credentials' write access to that prefix",
+                        permanent=True,
+                    ) from exc
                 # Not fatal: a later checkpoint or the final export may still get through.
                 log.warning("checkpoint %d not uploaded (it will not be resumed from): %s", step, exc)
                 return

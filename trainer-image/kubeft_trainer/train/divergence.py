@@ -25,9 +25,22 @@ class Guard:
         self.best: float | None = None
         self.over = 0
 
+    @property
+    def outside_bound(self) -> bool:
+        """The latest logged loss was non-finite or its smoothed value above the bound."""
+        return self.over > 0
+
     def observe(self, loss: float, *, step: int) -> str | None:
         if not math.isfinite(loss):
-            return f"the training loss became {loss} at step {step}; lower spec.training.learningRate"
+            # One NaN/inf (an fp16 overflow the scaler then skips) counts like any step out of bound;
+            # it never enters the average, which would stay NaN for ever.
+            self.over += 1
+            if self.over >= self.patience:
+                return (
+                    f"the training loss became {loss} at step {step} ({self.over} logged steps out of bound in a "
+                    "row); lower spec.training.learningRate"
+                )
+            return None
         self.smoothed = loss if self.smoothed is None else SMOOTHING * self.smoothed + (1 - SMOOTHING) * loss
         self.best = self.smoothed if self.best is None else min(self.best, self.smoothed)
         bound = self.factor * max(self.best, BEST_FLOOR)
