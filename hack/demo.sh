@@ -129,9 +129,8 @@ def listing(uri):
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
     return [o for page in pages for o in page.get("Contents", [])]
 print(f"adapter:     {artifact}")
-for o in listing(artifact):
-    if "/checkpoints/" not in o["Key"] and "/tensorboard/" not in o["Key"]:
-        print(f"  {o['Size']:>10,}  s3://{artifact.removeprefix('s3://').split('/')[0]}/{o['Key']}")
+for o in listing(artifact):  # the output prefix holds the adapter alone
+    print(f"  {o['Size']:>10,}  s3://{artifact.removeprefix('s3://').split('/')[0]}/{o['Key']}")
 print(f"tensorboard: {tb}  ({sum(1 for o in listing(tb) if 'tfevents' in o['Key'])} event files)")
 EOF
 kubectl get ftj demo -n "$NS" -o jsonpath='{"metrics: "}{.status.metrics}{"\n"}'

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -73,9 +75,10 @@ def test_example_trains_to_a_verified_adapter_in_s3(
     assert progress["summary"] == "40/40 (100%)"
     assert status["metrics"]["eval_loss"] > 0 and "train_loss" in status["metrics"]
 
-    # TensorBoard event files were streamed under the prefix.
-    assert any("tfevents" in key for key in s3.keys("tensorboard/demo/"))
-    assert status["tensorboardUri"] == s3.uri("tensorboard", "demo")
+    # TensorBoard event files were streamed under the job's own directory of the shared log dir.
+    uid = watch.ftj("demo")["metadata"]["uid"]
+    assert status["tensorboardUri"] == s3.uri("tensorboard", "demo", "demo", uid)
+    assert any("tfevents" in key for key in s3.keys(f"tensorboard/demo/demo/{uid}/"))
 
     # The artifact verifies against its manifest, and the manifest against status.
     prefix = "adapters/demo"
@@ -91,6 +94,21 @@ def test_example_trains_to_a_verified_adapter_in_s3(
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
         assert len(data) == entry["size"], name
     assert manifest["totalSize"] == status["artifact"]["sizeBytes"]
+    assert manifest["run"]["uid"] == uid
+    # The documented check of a download: the manifest status names, then every file against it.
+    command = [sys.executable, "-m", "kubeft_trainer.export.manifest", str(adapter)]
+    verify = subprocess.run(
+        [*command, "--sha256", status["artifact"]["sha256"]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stderr
+    # `aws s3 ls --recursive <output>` lists the adapter alone; the checkpoints were deleted after
+    # the export, and the run's prefix beside the output is in status.
+    assert {k.removeprefix(prefix + "/") for k in s3.keys(prefix)} == set(files) | {"manifest.json"}
+    assert status["runUri"] == s3.uri("adapters", ".kubeft-runs", "demo", uid)
+    assert s3.keys(f"adapters/.kubeft-runs/demo/{uid}/checkpoints/") == []
     assert (adapter / "adapter_model.safetensors").stat().st_size < 1_000_000
 
     # It loads onto its base model with PEFT and produces outputs. (The base is an s3:// URI in

@@ -109,6 +109,13 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("quantization-3-bit", {"spec.model.quantization": {"bits": 3}}, ("spec.model.quantization.bits", "Unsupported")),
     ("dropout-above-one", {"spec.method.lora": {"dropout": 1.5}}, ("spec.method.lora.dropout", "less than 1")),
     ("unknown-field", {"spec.training.learningRat": 1e-4}, ("spec.training.learningRat", "unknown field")),
+    ("resume-from-nothing", {"spec.resumeFrom": {}}, ("spec.resumeFrom", "exactly one of resumeFrom.job and .uri")),
+    (
+        "resume-from-both",
+        {"spec.resumeFrom": {"job": "a", "uri": "s3://b/x"}},
+        ("spec.resumeFrom", "exactly one of resumeFrom.job and .uri"),
+    ),
+    ("resume-from-bad-name", {"spec.resumeFrom": {"job": "Not_A_Name"}}, ("spec.resumeFrom.job", "should match")),
     (
         "prompt-tuning-token-cls",
         {

@@ -68,7 +68,7 @@ def test_resume_from_resolved_by_the_operator_wins(tmp_path: pathlib.Path) -> No
 
 def test_resume_from_a_job_name_needs_the_operator() -> None:
     spec = {**SPEC, "resumeFrom": {"job": "earlier"}}
-    with pytest.raises(errors.InvalidConfig, match="set spec.resumeFrom.uri"):
+    with pytest.raises(errors.InvalidConfig, match=r"set spec\.resumeFrom\.uri"):
         config.parse({"spec": spec}, environ={})
     uri = {**SPEC, "resumeFrom": {"uri": "/models/adapter"}}
     assert config.parse({"spec": uri}, environ={}).resume_from == "/models/adapter"
