@@ -27,6 +27,8 @@ class FakeApi:
         self.events: list[dict[str, Any]] = []
         self.fail_create: dict[str, errors.ApiFailure] = {}
         self.finetunejob: dict[str, Any] | None = None
+        # Other FineTuneJobs of the namespace, by name (what spec.resumeFrom.job may name).
+        self.others: dict[str, dict[str, Any]] = {}
         self._rv = 100
 
     def _next_rv(self) -> str:
@@ -64,6 +66,8 @@ class FakeApi:
         return copy.deepcopy(self.finetunejob)
 
     async def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if name in self.others:
+            return copy.deepcopy(self.others[name])
         return copy.deepcopy(self.finetunejob)
 
     async def delete_finetunejob(self, namespace: str, name: str) -> None:
@@ -372,3 +376,44 @@ def test_writes_over_a_successful_life_stay_within_budget(world):
     non_event_writes = [w for w in api.writes if w[1] != "Event"]
     assert len(non_event_writes) == 8
     assert [w[2] for w in api.writes if w[1] == "Event"] == ["Created", "Started", "Succeeded"]
+
+
+def earlier_run(phase: str, **spec_patch: Any) -> dict[str, Any]:
+    body = finetunejob(spec_patch=spec_patch, phase=phase, artifact={"uri": "s3://bucket/first"})
+    body["metadata"].update(name="first", uid="uid-0")
+    return body
+
+
+def test_resume_from_a_finished_job_renders_its_adapter_into_the_trainer_config(world):
+    api, view, _, rec = world
+    api.others["first"] = earlier_run("Succeeded")
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"resumeFrom": {"job": "first"}})
+    run(rec)
+    config_text = api.objects["ConfigMap", "demo-config"]["data"][meta.CONFIG_KEY]
+    assert "resumeFrom: s3://bucket/first" in config_text
+    assert api.finetunejob["status"]["resumedFrom"] == "s3://bucket/first"
+    assert ("create", "Job", "demo-train") in api.writes
+
+
+def test_resume_from_a_running_job_waits_without_creating_anything(world):
+    api, view, _, rec = world
+    api.others["first"] = earlier_run("Running")
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"resumeFrom": {"job": "first"}})
+    run(rec, close=False)
+    assert [w for w in api.writes if w[1] not in ("FineTuneJob/status", "Event")] == []
+    created = {c["type"]: c for c in api.finetunejob["status"]["conditions"]}["Created"]
+    assert (created["status"], created["reason"]) == ("False", "WaitingForResumeSource")
+    assert KEY in rec._timers  # looked at again later, without a watch event
+    rec.close()
+
+
+def test_resume_from_a_job_with_another_rank_fails_before_any_child(world):
+    api, view, _, rec = world
+    api.others["first"] = earlier_run("Succeeded", method={"type": "lora", "lora": {"r": 4}})
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"resumeFrom": {"job": "first"}})
+    run(rec)
+    assert api.objects == {}
+    status_now = api.finetunejob["status"]
+    assert status_now["phase"] == "Failed"
+    failed = {c["type"]: c for c in status_now["conditions"]}["Failed"]
+    assert failed["reason"] == "InvalidSpec" and "spec.method.lora.r is 16 here but 4" in failed["message"]
