@@ -16,6 +16,7 @@ subprocess. :func:`Settings.from_env` is called by the startup handler in
 | ``KUBEFT_PEERING_PRIORITY`` | kopf peering priority; unset: random, so replicas never tie | random |
 | ``KUBEFT_ALLOW_PRIVATE_ENDPOINTS`` | allow S3/Hub endpoints on loopback and private addresses | ``false`` |
 | ``KUBEFT_ALLOWED_IMAGES`` | JSON list of globs that ``spec.image`` must match | only the trainer image |
+| ``KUBEFT_VERIFIER_IMAGE`` | image of the ``NAME-verify`` Job (builders/verify.py) | the trainer image |
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ class Settings:
     allow_private_endpoints: bool = False
     # Globs a FineTuneJob's spec.image must match; empty: only trainer_image (builders/images.py).
     allowed_images: tuple[str, ...] = ()
+    # Runs `python -m kubeft_trainer.export.verify`; None: trainer_image (never spec.image).
+    verifier_image: str | None = None
+
+    @property
+    def verifier(self) -> str:
+        return self.verifier_image or self.trainer_image
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +81,7 @@ class Settings:
             peering_priority=_int(env, "KUBEFT_PEERING_PRIORITY", None),
             allow_private_endpoints=_bool(env, "KUBEFT_ALLOW_PRIVATE_ENDPOINTS"),
             allowed_images=_patterns(env.get("KUBEFT_ALLOWED_IMAGES")),
+            verifier_image=env.get("KUBEFT_VERIFIER_IMAGE") or None,
         )
         try:
             spec_models.ResourcesSpec(

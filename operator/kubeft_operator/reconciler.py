@@ -18,6 +18,7 @@ status is recomputed from what exists, and "finished" is read from the FineTuneJ
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import logging
 import time
@@ -28,7 +29,7 @@ import pydantic
 
 from kubeft_operator import config, metrics, status
 from kubeft_operator.api import spec as spec_models
-from kubeft_operator.builders import children, defaults, endpoints, event, images, meta, resume
+from kubeft_operator.builders import children, defaults, endpoints, event, images, meta, resume, verify
 from kubeft_operator.builders import job as job_builder
 from kubeft_operator.k8s import errors
 
@@ -109,6 +110,7 @@ class Reconciler:
         # Our own writes, newer than the watch until it catches up (compared by resourceVersion).
         self._written: dict[Key, Mapping[str, Any]] = {}
         self._jobs: dict[Key, Mapping[str, Any]] = {}
+        self._verify_jobs: dict[Key, Mapping[str, Any]] = {}
         self._checkpoints: dict[Key, tuple[str, int | None]] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
@@ -141,6 +143,7 @@ class Reconciler:
             timer.cancel()
         self._written.pop(key, None)
         self._jobs.pop(key, None)
+        self._verify_jobs.pop(key, None)
         self._checkpoints.pop(key, None)
         self._failures.pop(key, None)
         self._phases.pop(key, None)
@@ -150,9 +153,10 @@ class Reconciler:
 
     def forget_job(self, key: Key, uid: str) -> None:
         """The Job with ``uid`` was deleted: stop trusting our copy of it."""
-        job = self._jobs.get(key)
-        if job is not None and job.get("metadata", {}).get("uid") == uid:
-            del self._jobs[key]
+        for cache in (self._jobs, self._verify_jobs):
+            job = cache.get(key)
+            if job is not None and job.get("metadata", {}).get("uid") == uid:
+                del cache[key]
 
     def phases(self) -> Iterable[str]:
         return list(self._phases.values())
@@ -193,12 +197,17 @@ class Reconciler:
             written = None
         return _newer(seen, written)
 
-    def _job(self, key: Key, uid: str) -> Mapping[str, Any] | None:
+    def _job(
+        self, key: Key, uid: str, *, name: str | None = None, cache: dict[Key, Mapping[str, Any]] | None = None
+    ) -> Mapping[str, Any] | None:
+        """Our Job named ``name`` (default: the trainer Job) as the watch or our own last write shows it."""
+        name = name or meta.job_name(key[1])
+        cache = self._jobs if cache is None else cache
         seen = None
         for candidate in self._view.jobs(key):
-            if meta.is_owned_by(dict(candidate), uid):
+            if candidate.get("metadata", {}).get("name") == name and meta.is_owned_by(dict(candidate), uid):
                 seen = _newer(seen, candidate)
-        ours = self._jobs.get(key)
+        ours = cache.get(key)
         if ours is not None and not meta.is_owned_by(dict(ours), uid):
             ours = None
         return _newer(seen, ours)
@@ -248,6 +257,10 @@ class Reconciler:
             # may be running: stop it in this reconcile; the Failed condition says why.
             job = await self._stop(key, owner, job)
         pods = self._view.pods(key) if job is not None else ()
+        verify_reason = verify.reason(spec, self._settings) if spec is not None else None
+        verify_job = None
+        if verify_reason is not None and job is not None:
+            verify_job = self._job(key, owner.uid, name=meta.verify_job_name(owner.name), cache=self._verify_jobs)
         observed = status.Observed(
             name=owner.name,
             generation=int(md.get("generation") or 0),
@@ -260,7 +273,13 @@ class Reconciler:
             uid=owner.uid,
             resumed_from=resumed_from,
             waiting=waiting,
+            verify_reason=verify_reason,
+            verify_job=verify_job,
         )
+        target = status.verify_target(observed)
+        if spec is not None and target is not None and verify_job is None:
+            verify_job = await self._create_verify_job(key, owner, spec, target)
+            observed = dataclasses.replace(observed, verify_job=verify_job)
         result = status.compute(observed, now=now)
         patch = status.changes(current, result.status)
         new = {**current, **result.status}
@@ -334,6 +353,23 @@ class Reconciler:
         job = status.job_view(created)
         self._jobs[key] = job
         return job, None
+
+    async def _create_verify_job(
+        self, key: Key, owner: meta.Owner, spec: spec_models.FineTuneJobSpec, target: tuple[str, str | None]
+    ) -> Mapping[str, Any]:
+        """Create (or adopt) NAME-verify; an API error propagates, and the reconcile retries with backoff."""
+        obj = verify.build(owner, spec, settings=self._settings, uri=target[0], sha256=target[1])
+        try:
+            created = await self._api.create(obj)
+        except errors.AlreadyExists:
+            existing = await self._api.read(obj)
+            if existing is None or not meta.is_owned_by(existing, owner.uid):
+                raise
+            created = existing
+        logger.info("FineTuneJob %s/%s: verifying %s with Job %s", *key, target[0], obj["metadata"]["name"])
+        job = status.job_view(created)
+        self._verify_jobs[key] = job
+        return job
 
     async def _sync_suspend(
         self, key: Key, owner: meta.Owner, spec: spec_models.FineTuneJobSpec, job: Mapping[str, Any]

@@ -45,7 +45,7 @@ OWNED = (
     "children",
     "retries",
 )
-CONDITION_ORDER = ("Created", "Queued", "Suspended", "Running", "Succeeded", "Failed")
+CONDITION_ORDER = ("Created", "Queued", "Suspended", "Running", "Verified", "Succeeded", "Failed")
 # Waiting reasons of the trainer container that need a human (or a Secret) rather than time.
 BLOCKING_REASONS = frozenset(
     {"CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName"}
@@ -76,6 +76,9 @@ class Observed:
     resumed_from: str | None = None
     # Why the children are not created yet: the run spec.resumeFrom names has not finished.
     waiting: str | None = None
+    # Why the operator must verify the exported adapter itself (builders/verify.py), and its Job.
+    verify_reason: str | None = None
+    verify_job: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +140,11 @@ def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
         "status": {
             "phase": status.get("phase"),
             "conditions": status.get("conditions") or [],
-            "containerStatuses": [s for s in status.get("containerStatuses") or [] if s.get("name") == meta.CONTAINER],
+            "containerStatuses": [
+                s
+                for s in status.get("containerStatuses") or []
+                if s.get("name") in (meta.CONTAINER, meta.VERIFY_CONTAINER)
+            ],
         },
     }
 
@@ -163,8 +170,9 @@ def _job_condition(job: Mapping[str, Any], type_: str) -> Mapping[str, Any] | No
 
 
 def _trainer_status(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The status of the pod's one kubeft container: the trainer's, or the verifier's in NAME-verify."""
     statuses = pod.get("status", {}).get("containerStatuses") or []
-    return next((s for s in statuses if s.get("name") == meta.CONTAINER), {})
+    return next((s for s in statuses if s.get("name") in (meta.CONTAINER, meta.VERIFY_CONTAINER)), {})
 
 
 def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -309,6 +317,72 @@ class _Conditions:
 # ---------------------------------------------------------------------------------- compute
 
 
+def verify_target(observed: Observed) -> tuple[str, str | None] | None:
+    """The (s3 uri, claimed manifest sha256) the operator must verify now, or None.
+
+    Only once the trainer Job completed, only for a run that needs it (builders/verify.py), and
+    only for an S3 artifact: the Hub is checked by its own commit hashes, not by kubeft.
+    """
+    job = observed.job
+    if observed.verify_reason is None or job is None or _job_condition(job, "Complete") is None:
+        return None
+    uid = job["metadata"]["uid"]
+    pods = [p for p in observed.pods if p.get("metadata", {}).get("controllerUid") in (None, uid)]
+    artifact = _artifact(report(_latest(pods, "Succeeded")))
+    if artifact is None or not str(artifact["uri"]).startswith("s3://"):
+        return None
+    return str(artifact["uri"]), artifact.get("sha256")
+
+
+def _verifying(
+    observed: Observed,
+    out: dict[str, Any],
+    conditions: _Conditions,
+    target: tuple[str, str | None],
+    trainer_doc: Mapping[str, Any] | None,
+    *,
+    now: str,
+) -> Result:
+    """Status while, and after, the operator's own Job checks the adapter the trainer reported."""
+    uri = target[0]
+    verify_job = observed.verify_job
+    out["startTime"] = out.get("startTime") or now
+    metrics = _metrics(trainer_doc)
+    if metrics is not None:
+        out["metrics"] = metrics
+    done = _job_condition(verify_job, "Complete") if verify_job else None
+    broken = _job_condition(verify_job, "Failed") if verify_job else None
+    if done is None and broken is None:
+        out["phase"] = Phase.RUNNING.value
+        conditions.set("Running", False, "Completed", "the trainer finished")
+        conditions.set("Verified", False, "Verifying", f"checking {uri} against its manifest: {observed.verify_reason}")
+        out["conditions"] = conditions.list()
+        return Result(status=out)
+    uid = verify_job["metadata"]["uid"] if verify_job else None
+    pods = [p for p in observed.pods if p.get("metadata", {}).get("controllerUid") == uid]
+    pod = _latest(pods, "Succeeded" if done is not None else "Failed")
+    since = (done or broken or {}).get("lastTransitionTime")
+    if pod is None and POD_GRACE_SECONDS - _age(since, now) > 0:
+        return Result(status=owned(observed.status), requeue_after=POD_GRACE_SECONDS - _age(since, now))
+    doc = report(pod)
+    artifact = _artifact(doc) if done is not None else None
+    if artifact is not None:
+        out["phase"] = Phase.SUCCEEDED.value
+        out["completionTime"] = (verify_job or {}).get("status", {}).get("completionTime") or now
+        out["artifact"] = artifact
+        conditions.set("Verified", True, "ArtifactVerified", f"the operator checked {uri} against its manifest")
+        conditions.set("Succeeded", True, "AdapterExported", f"adapter exported to {uri} and verified")
+    else:
+        reason = str((doc or {}).get("reason") or "ArtifactUnverified")
+        message = str((doc or {}).get("message") or f"the verify Job {meta.verify_job_name(observed.name)} failed")
+        out["phase"] = Phase.FAILED.value
+        out["completionTime"] = since or now
+        conditions.set("Verified", False, reason, redaction.redact(message))
+        conditions.set("Failed", True, reason, redaction.redact(f"the trainer's result was not accepted: {message}"))
+    out["conditions"] = conditions.list()
+    return Result(status=out)
+
+
 def is_terminal(status: Mapping[str, Any]) -> bool:
     return status.get("phase") in status_models.TERMINAL_PHASES
 
@@ -380,6 +454,9 @@ def compute(observed: Observed, *, now: str) -> Result:
             return Result(status=owned(current), requeue_after=wait)
         doc = report(pod)
         artifact = _artifact(doc)
+        target = verify_target(observed)
+        if target is not None:
+            return _verifying(observed, out, conditions, target, doc, now=now)
         out["phase"] = Phase.SUCCEEDED.value
         out["startTime"] = out.get("startTime") or job.get("status", {}).get("startTime") or now
         out["completionTime"] = job.get("status", {}).get("completionTime") or now

@@ -91,6 +91,16 @@ def volumes(owner: meta.Owner, settings: config.Settings) -> list[dict[str, Any]
     ]
 
 
+def container_security() -> dict[str, Any]:
+    """What the "restricted" Pod Security Standard asks of a container (also the verifier's, builders/verify.py)."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def pod_spec(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> dict[str, Any]:
     container = {
         "name": meta.CONTAINER,
@@ -104,12 +114,7 @@ def pod_spec(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: con
             {"name": "workdir", "mountPath": WORKDIR},
             {"name": "hf-cache", "mountPath": HF_HOME},
         ],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     pod: dict[str, Any] = {

@@ -20,6 +20,7 @@ LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
 # Server-side filter for the operator's watches of Jobs and Pods: only what kubeft made.
 CHILD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_JOB}"
 CONTAINER = "trainer"
+VERIFY_CONTAINER = "verify"
 CONFIG_DIR = "/etc/kubeft"
 CONFIG_KEY = "config.yaml"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
@@ -45,6 +46,11 @@ def trainer_name(job: str) -> str:
 
 def job_name(job: str) -> str:
     return f"{job}-train"
+
+
+def verify_job_name(job: str) -> str:
+    """The Job that checks the exported adapter when the trainer ran unvetted code (builders/verify.py)."""
+    return f"{job}-verify"
 
 
 def labels(owner: Owner) -> dict[str, str]:

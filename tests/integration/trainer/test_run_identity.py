@@ -17,7 +17,7 @@ import torch
 import transformers
 
 from kubeft_trainer import errors, storage
-from kubeft_trainer.export import manifest
+from kubeft_trainer.export import manifest, verify
 from kubeft_trainer.export import s3 as export_s3
 from kubeft_trainer.model import warm_start
 from kubeft_trainer.train import checkpoints
@@ -177,3 +177,39 @@ def test_warm_start_refuses_weights_that_do_not_fit_even_when_the_config_says_th
     (trained_adapter / "adapter_config.json").write_text(json.dumps(config))
     with pytest.raises(errors.InvalidConfig, match="cannot be loaded"):
         warm_start.load(lora_model(tiny["causal-lm"], r=16), trained_adapter, uri="/adapters/edited")
+
+
+def exported(s3: S3, tmp_path: pathlib.Path, prefix: str = "adapters/v") -> tuple[str, str]:
+    directory = staged(tmp_path / "export", {"adapter_model.safetensors": "weights", "README.md": "# card"})
+    export_s3.upload(s3.client, directory, s3.uri(prefix))
+    return s3.uri(prefix), manifest.sha256_file(directory / "manifest.json")
+
+
+def test_verifier_measures_the_artifact_itself(s3: S3, tmp_path: pathlib.Path) -> None:
+    uri, digest = exported(s3, tmp_path)
+    artifact = verify.verify_s3(s3.client, uri, claimed_sha256=digest)
+    assert (artifact.uri, artifact.sha256) == (uri, digest)
+    assert artifact.size_bytes == len("weights") + len("# card")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "names"),
+    [
+        (lambda s3: s3.client.put_object(Bucket=s3.bucket, Key="adapters/v/README.md", Body=b"# edit"), "README.md"),
+        (lambda s3: s3.client.delete_object(Bucket=s3.bucket, Key="adapters/v/README.md"), "missing"),
+        (lambda s3: s3.client.put_object(Bucket=s3.bucket, Key="adapters/v/extra.bin", Body=b"x"), "extra.bin"),
+        (lambda s3: s3.client.delete_object(Bucket=s3.bucket, Key="adapters/v/manifest.json"), "no manifest.json"),
+    ],
+)
+def test_verifier_refuses_a_tampered_or_incomplete_export(s3: S3, tmp_path: pathlib.Path, tamper, names) -> None:
+    uri, digest = exported(s3, tmp_path)
+    tamper(s3)
+    with pytest.raises(verify.Unverified) as refused:
+        verify.verify_s3(s3.client, uri, claimed_sha256=digest)
+    assert names in refused.value.message and refused.value.reason == "ArtifactUnverified"
+
+
+def test_verifier_refuses_a_claim_that_names_another_manifest(s3: S3, tmp_path: pathlib.Path) -> None:
+    uri, _ = exported(s3, tmp_path)
+    with pytest.raises(verify.Unverified, match="not the 0000"):
+        verify.verify_s3(s3.client, uri, claimed_sha256="0" * 64)

@@ -43,7 +43,7 @@ class FakeApi:
         if (kind, name) in self.objects:
             raise errors.AlreadyExists(f"{kind} {name} exists", code=409)
         stored = copy.deepcopy(obj)
-        stored["metadata"].update(uid=f"{kind}-uid", resourceVersion=self._next_rv())
+        stored["metadata"].update(uid=f"{kind}-{name}-uid", resourceVersion=self._next_rv())
         self.objects[kind, name] = stored
         return copy.deepcopy(stored)
 
@@ -417,3 +417,35 @@ def test_resume_from_a_job_with_another_rank_fails_before_any_child(world):
     assert status_now["phase"] == "Failed"
     failed = {c["type"]: c for c in status_now["conditions"]}["Failed"]
     assert failed["reason"] == "InvalidSpec" and "spec.method.lora.r is 16 here but 4" in failed["message"]
+
+
+def test_a_custom_image_run_gets_a_verify_job_and_succeeds_only_on_its_measurement(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"image": "ghcr.io/kubeft/trainer:0.1.0-custom"})
+    rec._settings = config.Settings(allowed_images=("ghcr.io/kubeft/*",))
+    run(rec)
+    watch_catches_up(api, view)
+    job_uid = api.objects["Job", "demo-train"]["metadata"]["uid"]
+    api.objects["Job", "demo-train"]["status"] = {"conditions": [factories.job_condition("Complete")]}
+    watch_catches_up(api, view)
+    claim = {"result": "Succeeded", "artifact": {"uri": "s3://bucket/prefix", "sha256": "a" * 64}}
+    view.pod_bodies = [factories.pod("Succeeded", job_uid=job_uid, terminated=factories.terminated(0, claim))]
+    run(rec)
+    verify_job = api.objects["Job", "demo-verify"]
+    assert "--sha256" in verify_job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert api.finetunejob["status"]["phase"] == "Running"
+
+    watch_catches_up(api, view)
+    run(rec)
+    assert [w for w in api.writes if w == ("create", "Job", "demo-verify")] == [("create", "Job", "demo-verify")]
+    measured = {"result": "Succeeded", "artifact": {"uri": "s3://bucket/prefix", "sha256": "b" * 64}}
+    verify_job["status"] = {"conditions": [factories.job_condition("Complete")]}
+    pod = factories.pod(
+        "Succeeded", name="demo-verify-x", job_uid="Job-demo-verify-uid", terminated=factories.terminated(0, measured)
+    )
+    pod["status"]["containerStatuses"][0]["name"] = meta.VERIFY_CONTAINER
+    view.pod_bodies.append(pod)
+    watch_catches_up(api, view)
+    run(rec)
+    assert api.finetunejob["status"]["phase"] == "Succeeded"
+    assert api.finetunejob["status"]["artifact"]["sha256"] == "b" * 64
