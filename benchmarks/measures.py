@@ -93,7 +93,7 @@ def best_of_runs_throughput(step_tokens: Sequence[int], runs: Sequence[Sequence[
     if not runs or any(len(r) != len(step_tokens) for r in runs):
         raise ValueError("every run needs one time per step")
     best = [min(times) for times in zip(*runs, strict=True)][skip:]
-    return sum(step_tokens[skip:]) / sum(best)
+    return float(sum(step_tokens[skip:]) / sum(best))
 
 
 def ratio(value: float, baseline: float) -> float:

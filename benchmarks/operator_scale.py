@@ -522,7 +522,7 @@ def measure(cluster: Cluster, n: int, *, trickle: int, workdir: pathlib.Path, lo
 
         all_writes = sum(breakdown.values())
         op_writes = operator_writes(breakdown, harness_creates=n, operator_events=events)
-        result = {
+        result: dict[str, Any] = {
             "n": n,
             "drained": drained,
             "apply_seconds": apply_seconds,

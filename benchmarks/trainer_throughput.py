@@ -410,7 +410,7 @@ def run_baseline(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         lora_dropout=spec["lora_dropout"],
         target_modules=list(spec["target_modules"]),
     )
-    model = peft.get_peft_model(model, lora)
+    model = peft.get_peft_model(model, lora)  # type: ignore[assignment]  # the PEFT wrapper of the same model
     raw = datasets.load_dataset("json", data_files={"train": spec["train_file"], "validation": spec["eval_file"]})
     tokenized = raw.map(
         lambda batch: tokenizer(batch["text"], truncation=True, max_length=spec["max_length"]),

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 echo ">> ruff" >&2
 ruff check .
 ruff format --check .
-echo ">> mypy (strict, operator package)" >&2
+echo ">> mypy (strict: operator, trainer, hack, benchmarks, test fixtures)" >&2
 mypy --show-traceback
 echo ">> import contracts" >&2
 lint-imports

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import string
+from typing import Any
 
 import tokenizers
 import torch
@@ -87,7 +88,7 @@ def build_causal_lm(path: pathlib.Path | str, *, hidden_size: int = 64, layers: 
     raw.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
     )
-    tokenizer = transformers.PreTrainedTokenizerFast(
+    tokenizer = transformers.PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # unannotated in transformers
         tokenizer_object=raw,
         bos_token="<s>",
         eos_token="</s>",
@@ -120,13 +121,15 @@ def build_seq2seq(path: pathlib.Path | str, *, hidden_size: int = 64, layers: in
     raw.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos)]
     )
-    tokenizer = transformers.PreTrainedTokenizerFast(
+    tokenizer = transformers.PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # unannotated in transformers
         tokenizer_object=raw,
         eos_token="</s>",
         pad_token="<pad>",
         unk_token="<unk>",
         model_input_names=["input_ids", "attention_mask"],
     )
+    # Passed through to PretrainedConfig, which T5Config's typed signature does not list.
+    extra: dict[str, Any] = {"decoder_start_token_id": tokenizer.pad_token_id, "tie_word_embeddings": False}
     config = transformers.T5Config(
         vocab_size=len(tokenizer),
         d_model=hidden_size,
@@ -137,10 +140,9 @@ def build_seq2seq(path: pathlib.Path | str, *, hidden_size: int = 64, layers: in
         num_heads=4,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
         # T5's default init gives an untied LM head logits of std ~d_model; 0.1 starts at loss ~ln(vocab).
         initializer_factor=0.1,
+        **extra,
     )
     return _save(path, transformers.T5ForConditionalGeneration, config, tokenizer, seed=seed)
 
@@ -166,7 +168,7 @@ def build_encoder(path: pathlib.Path | str, *, hidden_size: int = 64, layers: in
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
     )
-    tokenizer = transformers.PreTrainedTokenizerFast(
+    tokenizer = transformers.PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # unannotated in transformers
         tokenizer_object=raw,
         unk_token="[UNK]",
         pad_token="[PAD]",

@@ -42,8 +42,9 @@ class Result:
 def quiet_libraries() -> None:
     """Log lines, not progress bars: pod logs are read by people and log collectors."""
     datasets.disable_progress_bars()
-    transformers.utils.logging.set_verbosity_warning()
-    transformers.utils.logging.disable_progress_bar()
+    # Both ship without annotations in transformers.
+    transformers.utils.logging.set_verbosity_warning()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def uses_s3(cfg: trainer_config.TrainerConfig) -> bool:

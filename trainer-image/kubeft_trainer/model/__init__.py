@@ -48,14 +48,14 @@ def build(
     spec = cfg.spec
     model = base.load_model(cfg, location, labels=labels, tokenizer=tokenizer)
     if spec.model.quantization is not None:
-        model = peft.prepare_model_for_kbit_training(
+        model = peft.prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]  # unannotated in peft
             model, use_gradient_checkpointing=spec.training.gradient_checkpointing
         )
     peft_config = METHODS[spec.method.type](
         spec.method, task_type=spec.task, model=model, total_steps=total_steps, location=location
     )
     try:
-        peft_model = peft.get_peft_model(model, peft_config)
+        peft_model: peft.PeftModel = peft.get_peft_model(model, peft_config)
     except ValueError as exc:
         text = str(exc)
         if "arget modules" in text or "target_modules" in text:

@@ -91,7 +91,7 @@ def load_model(
     if spec.model.quantization is not None:
         kwargs.update(quantization_kwargs(spec.model.quantization))
     try:
-        model = _from_pretrained(auto, location, kwargs)
+        model: transformers.PreTrainedModel = _from_pretrained(auto, location, kwargs)
     except (OSError, ValueError) as exc:
         if "bitsandbytes" in str(exc):
             raise errors.QuantizationUnavailable(f"cannot quantize {spec.model.source}: {exc}") from exc
@@ -147,12 +147,13 @@ def quantization_kwargs(q: api_spec.Quantization) -> dict[str, Any]:
     if importlib.util.find_spec("bitsandbytes") is None:
         raise errors.QuantizationUnavailable("bitsandbytes is not installed in the trainer image")
     if q.bits == 4:
-        config = transformers.BitsAndBytesConfig(
+        # transformers ships BitsAndBytesConfig.__init__ without annotations.
+        config = transformers.BitsAndBytesConfig(  # type: ignore[no-untyped-call]
             load_in_4bit=True,
             bnb_4bit_quant_type=q.quant_type,
             bnb_4bit_use_double_quant=q.double_quant,
             bnb_4bit_compute_dtype=torch.bfloat16 if bf16_supported() else torch.float16,
         )
     else:
-        config = transformers.BitsAndBytesConfig(load_in_8bit=True)
+        config = transformers.BitsAndBytesConfig(load_in_8bit=True)  # type: ignore[no-untyped-call]
     return {"quantization_config": config, "device_map": {"": torch.cuda.current_device()}}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import pathlib
+from typing import Any
 
 import torch
 import transformers
@@ -53,7 +54,7 @@ def build(
     evaluation = training.evaluation
     eval_strategy = evaluation.strategy if has_validation else "no"
     workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if cuda else 0
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if training.max_steps is not None:
         kwargs["max_steps"] = training.max_steps
     else:
