@@ -36,6 +36,9 @@ from typing import Any, NoReturn
 
 import yaml
 
+from kubeft_operator.api import contract
+from kubeft_operator.api import status as status_models
+
 SA_DIR = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -71,6 +74,10 @@ class Reporter:
             self._request("PATCH", {"status": {"progress": progress, "metrics": metrics}})
 
 
+def failed(reason: str, message: str) -> dict[str, Any]:
+    return {"result": "Failed", "reason": reason, "message": message}
+
+
 def finish(code: int, report: dict[str, Any]) -> NoReturn:
     path = pathlib.Path(os.environ.get("KUBEFT_TERMINATION_LOG", "/dev/termination-log"))
     try:
@@ -96,12 +103,17 @@ def main(argv: list[str] | None = None) -> None:
     source = spec["model"]["source"]
     signal.signal(
         signal.SIGTERM,
-        lambda *_: finish(143, {"result": "Failed", "reason": "Preempted", "message": "SIGTERM: checkpoint saved"}),
+        lambda *_: finish(
+            contract.EXIT_PREEMPTED, {"result": "Failed", "reason": "Preempted", "message": "SIGTERM: checkpoint saved"}
+        ),
     )
     if source == "fake/invalid-config":
-        finish(64, {"result": "Failed", "reason": "InvalidConfig", "message": "spec.training: fake invalid config"})
+        finish(
+            contract.EXIT_USER_ERROR,
+            {"result": "Failed", "reason": "InvalidConfig", "message": "spec.training: fake invalid config"},
+        )
     if source == "fake/crash-once" and not reporter.status().get("retries"):
-        finish(1, {"result": "Failed", "reason": "Error", "message": "fake infrastructure failure"})
+        finish(contract.EXIT_INFRA, failed("Error", "fake infrastructure failure"))
 
     training = spec["training"]
     total = int(training.get("maxSteps") or 10)
@@ -113,29 +125,35 @@ def main(argv: list[str] | None = None) -> None:
         time.sleep(step_seconds)
         loss = round(2.0 / (1 + 0.1 * step), 4)
         if source == "fake/crash":
-            finish(1, {"result": "Failed", "reason": "Error", "message": "fake infrastructure failure"})
+            finish(
+                contract.EXIT_INFRA, {"result": "Failed", "reason": "Error", "message": "fake infrastructure failure"}
+            )
         if source == "fake/diverge" and step == 3:
-            finish(65, {"result": "Failed", "reason": "Diverged", "message": "loss became NaN at step 3"})
+            finish(
+                contract.EXIT_DIVERGED,
+                {"result": "Failed", "reason": "Diverged", "message": "loss became NaN at step 3"},
+            )
         saved = step % every == 0
         checkpoint = step if saved else checkpoint
         if saved or step == total or time.monotonic() - last_report >= interval:
             left = round((total - step) * step_seconds)
-            progress = {
-                "step": step,
-                "totalSteps": total,
-                "percent": step * 100 // total,
-                "loss": loss,
-                "etaSeconds": left,
-                "eta": f"{left}s",
-                "summary": f"{step}/{total} ({step * 100 // total}%)",
-                "updatedAt": now(),
-                **({"lastCheckpointStep": checkpoint} if checkpoint is not None else {}),
-            }
+            # The report's shape is the contract's (api/status.py Progress), as the real trainer's is.
+            progress = status_models.Progress(
+                step=step,
+                total_steps=total,
+                percent=step * 100 // total,
+                loss=loss,
+                eta_seconds=left,
+                eta=f"{left}s",
+                summary=f"{step}/{total} ({step * 100 // total}%)",
+                updated_at=now(),
+                last_checkpoint_step=checkpoint,
+            ).wire()
             reporter.patch(progress, {"train_loss": loss})
             last_report = time.monotonic()
     uri = artifact_uri(spec)
     finish(
-        0,
+        contract.EXIT_OK,
         {
             "result": "Succeeded",
             "step": total,

@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kubeft_operator.api import layout, redaction
+from kubeft_operator.api import contract, layout, redaction
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.api import status as status_models
 from kubeft_operator.builders import meta
@@ -50,7 +50,6 @@ CONDITION_ORDER = ("Created", "Queued", "Suspended", "Running", "Verified", "Suc
 BLOCKING_REASONS = frozenset(
     {"CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName"}
 )
-EXIT_REASONS = {64: "InvalidConfig", 65: "Diverged", 143: "Preempted"}
 # The Job's Complete/Failed condition can be seen before the pod that carries the termination
 # message; wait this long for the pod before finishing without it.
 POD_GRACE_SECONDS = 10.0
@@ -269,7 +268,7 @@ def _failure(
         reason, message = str(doc["reason"]), str(doc.get("message") or "")
     elif term is not None:
         code = term.get("exitCode")
-        reason = "OOMKilled" if term.get("reason") == "OOMKilled" else EXIT_REASONS.get(code or 0, "Error")
+        reason = "OOMKilled" if term.get("reason") == "OOMKilled" else contract.EXIT_REASONS.get(code or 0, "Error")
         message = f"the trainer exited with code {code}"
         if term.get("message"):
             message += f": {str(term['message']).strip()[-512:]}"

@@ -18,12 +18,11 @@ from typing import Any
 import pydantic
 import yaml
 
-from kubeft_operator.api import layout
+from kubeft_operator.api import contract, layout
 from kubeft_operator.api import spec as api_spec
 from kubeft_trainer import errors, launch
 
-API_VERSION = "kubeft.io/v1alpha1"
-KIND = "TrainerConfig"
+KIND = contract.TRAINER_CONFIG_KIND
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,18 +154,8 @@ def _describe(exc: pydantic.ValidationError) -> str:
 def _check_cross_field_rules(spec: api_spec.FineTuneJobSpec) -> None:
     """The CEL rules the API server enforces, re-checked for config files that never went through it."""
     fields = spec.dataset.fields
-    needed: dict[str, tuple[tuple[str, ...], ...]] = {
-        "CAUSAL_LM": (("text",), ("messages",), ("prompt", "completion")),
-        "SEQ_2_SEQ_LM": (("prompt", "completion"),),
-        "SEQ_CLS": (("text", "label"),),
-        "TOKEN_CLS": (("tokens", "tags"),),
-        "QUESTION_ANS": (("question", "context", "answer"),),
-        "FEATURE_EXTRACTION": (("text", "pair"),),
-    }
-    options = needed[spec.task]
-    if not any(all(getattr(fields, f) for f in option) for option in options):
-        wanted = " or ".join(" + ".join(f"`spec.dataset.fields.{f}`" for f in option) for option in options)
-        raise errors.InvalidConfig(f"task {spec.task} needs {wanted}")
+    if not any(all(getattr(fields, f) for f in option) for option in contract.TASK_FIELDS[spec.task]):
+        raise errors.InvalidConfig(contract.task_fields_message(spec.task))
     if spec.training.epochs is None and spec.training.max_steps is None:
         raise errors.InvalidConfig("set exactly one of `spec.training.epochs` and `spec.training.maxSteps`")
     if spec.training.epochs is not None and spec.training.max_steps is not None:

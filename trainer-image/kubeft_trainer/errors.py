@@ -6,11 +6,14 @@ Job's podFailurePolicy matches and the `{"result": "Failed", "reason": ...}` ter
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_USER_ERROR = 64
-EXIT_DIVERGED = 65
-EXIT_PREEMPTED = 143
-EXIT_INFRA = 1
+from kubeft_operator.api import contract
+
+# The codes and what the operator does with each live in the contract (api/contract.py).
+EXIT_OK = contract.EXIT_OK
+EXIT_USER_ERROR = contract.EXIT_USER_ERROR
+EXIT_DIVERGED = contract.EXIT_DIVERGED
+EXIT_PREEMPTED = contract.EXIT_PREEMPTED
+EXIT_INFRA = contract.EXIT_INFRA
 
 
 class TrainerError(Exception):

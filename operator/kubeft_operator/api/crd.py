@@ -21,12 +21,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from kubeft_operator.api import contract, status_policy
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.api import status as status_models
-from kubeft_operator.api import status_policy
 
-GROUP = "kubeft.io"
-VERSION = "v1alpha1"
+GROUP = contract.GROUP
+VERSION = contract.VERSION
 KIND = "FineTuneJob"
 PLURAL = "finetunejobs"
 SHORT_NAME = "ftj"

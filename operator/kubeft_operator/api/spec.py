@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from kubeft_operator.api import contract
 from kubeft_operator.api.base import ApiModel, Name, SecretKeyRef, ShortStr, Uri, cel
 
 # Allowed sources: a Hub id (`org/name`), `s3://bucket/key` or an absolute path on a mounted
@@ -483,39 +484,10 @@ class FineTuneJobSpec(ApiModel):
                 "quantization works with lora, qlora, ia3 and adalora only",
                 ".model.quantization",
             ),
-            (
-                "self.task != 'SEQ_CLS' || (has(self.dataset.fields.text) && has(self.dataset.fields.label))",
-                "task SEQ_CLS needs spec.dataset.fields.text and spec.dataset.fields.label",
-                ".dataset.fields",
-            ),
-            (
-                "self.task != 'TOKEN_CLS' || (has(self.dataset.fields.tokens) && has(self.dataset.fields.tags))",
-                "task TOKEN_CLS needs spec.dataset.fields.tokens and spec.dataset.fields.tags",
-                ".dataset.fields",
-            ),
-            (
-                "self.task != 'QUESTION_ANS' || (has(self.dataset.fields.question) && "
-                "has(self.dataset.fields.context) && has(self.dataset.fields.answer))",
-                "task QUESTION_ANS needs spec.dataset.fields.question, context and answer",
-                ".dataset.fields",
-            ),
-            (
-                "self.task != 'SEQ_2_SEQ_LM' || "
-                "(has(self.dataset.fields.prompt) && has(self.dataset.fields.completion))",
-                "task SEQ_2_SEQ_LM needs spec.dataset.fields.prompt and spec.dataset.fields.completion",
-                ".dataset.fields",
-            ),
-            (
-                "self.task != 'CAUSAL_LM' || has(self.dataset.fields.text) || has(self.dataset.fields.messages) || "
-                "(has(self.dataset.fields.prompt) && has(self.dataset.fields.completion))",
-                "task CAUSAL_LM needs spec.dataset.fields.text, messages, or prompt and completion",
-                ".dataset.fields",
-            ),
-            (
-                "self.task != 'FEATURE_EXTRACTION' || (has(self.dataset.fields.text) && has(self.dataset.fields.pair))",
-                "task FEATURE_EXTRACTION needs spec.dataset.fields.text and spec.dataset.fields.pair",
-                ".dataset.fields",
-            ),
+            *[
+                (contract.task_fields_rule(task), contract.task_fields_message(task), ".dataset.fields")
+                for task in contract.TASK_FIELDS
+            ],
             (
                 "!has(self.dataset.fields.messages) || self.task == 'CAUSAL_LM'",
                 "chat messages (spec.dataset.fields.messages) need task CAUSAL_LM",

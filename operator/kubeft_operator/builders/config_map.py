@@ -13,17 +13,16 @@ from typing import Any
 
 import yaml
 
+from kubeft_operator.api import contract
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.builders import meta
-
-TRAINER_CONFIG_KIND = "TrainerConfig"
 
 
 def render(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, resume_uri: str | None = None) -> str:
     """The trainer config file's text."""
     doc: dict[str, Any] = {
         "apiVersion": meta.API_VERSION,
-        "kind": TRAINER_CONFIG_KIND,
+        "kind": contract.TRAINER_CONFIG_KIND,
         "metadata": {"name": owner.name, "namespace": owner.namespace, "uid": owner.uid},
         "spec": spec.wire(),
     }

@@ -15,13 +15,14 @@ from typing import Any
 
 from kubeft_operator import config
 from kubeft_operator.api import base as api_base
+from kubeft_operator.api import contract
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.builders import meta
 
 WORKDIR = "/var/lib/kubeft"
 HF_HOME = "/var/cache/huggingface"
-# docs/DESIGN.md: 64 = user error (config, data), 65 = diverged. Neither improves with a retry.
-NO_RETRY_EXIT_CODES = [64, 65]
+# The exit codes that fail the Job at once: a retry cannot help (api/contract.py).
+NO_RETRY_EXIT_CODES = list(contract.NO_RETRY_EXIT_CODES)
 TRAINER_UID = 10001  # the trainer image's user (trainer-image/Dockerfile); tests/e2e/test_images.py checks they agree
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from kubeft_operator.api import crd
+from kubeft_operator.api import contract, crd
 
-API_VERSION = f"{crd.GROUP}/{crd.VERSION}"
+API_VERSION = contract.API_VERSION
 LABEL_JOB = "kubeft.io/job"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kubeft"
