@@ -24,8 +24,9 @@ from typing import Any
 from unittest import mock
 
 from benchmarks import measures, s3server, trainer_throughput, workdirs
+from kubeft_operator.api import methods
 
-METHODS = ("lora", "qlora", "ia3", "adalora", "prefixTuning", "promptTuning", "pTuning")
+METHODS = tuple(methods.METHODS)
 PROJECTION_PRESET = "llama-8b"
 
 
@@ -111,7 +112,6 @@ def project(preset_name: str = PROJECTION_PRESET) -> dict[str, Any]:
     import torch
     import transformers
 
-    from kubeft_operator.api import spec as api_spec
     from kubeft_trainer import model as model_stage
 
     preset = trainer_throughput.PRESETS[preset_name]
@@ -130,8 +130,8 @@ def project(preset_name: str = PROJECTION_PRESET) -> dict[str, Any]:
             continue  # the same adapter as lora; only the base is stored 4-bit
         with torch.device("meta"):
             model = transformers.LlamaForCausalLM(config)
-            peft_config = model_stage.METHODS[method](
-                api_spec.MethodSpec(type=method), task_type="CAUSAL_LM", model=model, total_steps=100, location=""
+            peft_config = model_stage.builder(method)(
+                methods.MethodSpec(type=method), task_type="CAUSAL_LM", model=model, total_steps=100, location=""
             )
             trainable, total = peft.get_peft_model(model, peft_config).get_nb_trainable_parameters()
         out[method] = {"trainable_params": trainable, "base_params": total - trainable}

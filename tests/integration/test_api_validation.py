@@ -123,7 +123,7 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
             "spec.dataset.fields": {"tokens": "tokens", "tags": "tags"},
             "spec.method": {"type": "promptTuning"},
         },
-        ("spec.method.type", "prompt-learning methods"),
+        ("spec.method.type", "method promptTuning supports CAUSAL_LM, SEQ_2_SEQ_LM, SEQ_CLS, FEATURE_EXTRACTION"),
     ),
     ("ftp-endpoint", {"spec.storage": {"endpoint": "ftp://minio:9000"}}, ("spec.storage.endpoint", "should match")),
     ("tensorboard-bucket-root", {"spec.tensorboard": {"uri": "s3://logs"}}, ("spec.tensorboard.uri", "s3://")),

@@ -18,7 +18,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from kubeft_operator.api import contract, layout
+from kubeft_operator.api import contract, layout, methods
 from kubeft_operator.api import spec as api_spec
 from kubeft_trainer import errors, launch
 
@@ -160,16 +160,15 @@ def _check_cross_field_rules(spec: api_spec.FineTuneJobSpec) -> None:
         raise errors.InvalidConfig("set exactly one of `spec.training.epochs` and `spec.training.maxSteps`")
     if spec.training.epochs is not None and spec.training.max_steps is not None:
         raise errors.InvalidConfig("set exactly one of `spec.training.epochs` and `spec.training.maxSteps`")
-    if spec.method.type == "qlora" and spec.model.quantization is None:
-        raise errors.InvalidConfig("method qlora needs `spec.model.quantization` (bits: 4)")
-    prompt_methods = ("prefixTuning", "promptTuning", "pTuning")
-    if spec.method.type in prompt_methods and spec.task in ("TOKEN_CLS", "QUESTION_ANS"):
-        raise errors.InvalidConfig(
-            f"method {spec.method.type} supports CAUSAL_LM, SEQ_2_SEQ_LM, SEQ_CLS and FEATURE_EXTRACTION, "
-            f"not {spec.task}"
-        )
-    if spec.model.quantization is not None and spec.method.type in prompt_methods:
-        raise errors.InvalidConfig("`spec.model.quantization` works with lora, qlora, ia3 and adalora only")
+    method = methods.METHODS[spec.method.type]
+    if method.needs_quantization and spec.model.quantization is None:
+        raise errors.InvalidConfig(f"method {method.name} needs `spec.model.quantization` (bits: 4)")
+    if spec.task not in method.tasks:
+        supported = ", ".join(t for t in contract.TASK_FIELDS if t in method.tasks)
+        raise errors.InvalidConfig(f"method {method.name} supports {supported}, not {spec.task}")
+    if spec.model.quantization is not None and not method.quantizable:
+        quantizable = ", ".join(m.name for m in methods.METHODS.values() if m.quantizable)
+        raise errors.InvalidConfig(f"`spec.model.quantization` works with {quantizable} only")
     if spec.dataset.validation_source and spec.dataset.validation_fraction:
         raise errors.InvalidConfig("set at most one of `spec.dataset.validationSource` and `validationFraction`")
     if spec.output.s3 is None and spec.output.hub is None:

@@ -19,8 +19,7 @@ import hashlib
 import json
 from typing import Any
 
-from kubeft_operator.api import spec as spec_models
-from kubeft_operator.api.base import ApiModel
+from kubeft_operator.api import methods
 
 RUNS_DIR = ".kubeft-runs"
 CHECKPOINTS = "checkpoints"
@@ -72,35 +71,14 @@ def spec_hash(spec_wire: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-# What a resumed adapter's shape depends on, per method (wire names under spec.method.<type>).
-SHAPE_FIELDS = {
-    "lora": ("r", "targetModules"),
-    "qlora": ("r", "targetModules"),
-    "ia3": ("targetModules", "feedforwardModules"),
-    "adalora": ("initR", "targetModules"),
-    "prefixTuning": ("numVirtualTokens", "projection", "encoderHiddenSize"),
-    "promptTuning": ("numVirtualTokens",),
-    "pTuning": ("numVirtualTokens", "encoderHiddenSize", "encoderType"),
-}
-_PARAMS_BLOCK = {"qlora": "lora"}
-_PARAMS_MODEL: dict[str, type[ApiModel]] = {
-    "lora": spec_models.LoraParams,
-    "ia3": spec_models.Ia3Params,
-    "adalora": spec_models.AdaLoraParams,
-    "prefixTuning": spec_models.PrefixTuningParams,
-    "promptTuning": spec_models.PromptTuningParams,
-    "pTuning": spec_models.PTuningParams,
-}
-
-
 def _params(spec_wire: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The method type and its parameter block, with the defaults a left-out block trains with."""
     method = spec_wire.get("method") or {}
     kind = str(method.get("type"))
-    block = _PARAMS_BLOCK.get(kind, kind)
-    model = _PARAMS_MODEL.get(block)
-    params = dict(method.get(block) or {})
-    return kind, model.model_validate(params).wire() if model is not None else params
+    entry = methods.METHODS.get(kind)
+    if entry is None:
+        return kind, {}
+    return kind, entry.params.model_validate(method.get(entry.block) or {}).wire()
 
 
 def continuation_mismatch(source: dict[str, Any], target: dict[str, Any]) -> str | None:
@@ -118,8 +96,9 @@ def continuation_mismatch(source: dict[str, Any], target: dict[str, Any]) -> str
     new_kind, new_params = _params(target)
     if old_kind != new_kind:
         return f"spec.method.type is {new_kind!r} here but {old_kind!r} in the run resumed from"
-    block = _PARAMS_BLOCK.get(new_kind, new_kind)
-    for field in SHAPE_FIELDS.get(new_kind, ()):
+    entry = methods.METHODS.get(new_kind)
+    block = entry.block if entry is not None else new_kind
+    for field in entry.shape_fields if entry is not None else ():
         old, new = _norm(old_params.get(field)), _norm(new_params.get(field))
         if old != new:
             return (

@@ -12,8 +12,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from kubeft_operator.api import contract
+from kubeft_operator.api import contract, methods
 from kubeft_operator.api.base import ApiModel, Name, SecretKeyRef, ShortStr, Uri, cel
+
+# The PEFT methods, their parameter models and MethodSpec live in their registry (api/methods.py).
+from kubeft_operator.api.methods import MethodSpec
 
 # Allowed sources: a Hub id (`org/name`), `s3://bucket/key` or an absolute path on a mounted
 # volume. Anything with another scheme (http, file, gs, ...) is refused at apply time, which
@@ -31,7 +34,6 @@ S3_PREFIX_RULE = "self.matches('^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^/].*$')
 S3_PREFIX_MSG = "must be an s3://bucket/prefix URI with a non-empty prefix (a bare bucket root is not allowed)"
 
 Source = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-ModuleName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.*\[\]-]+$")]
 Quantity = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"),
@@ -45,16 +47,6 @@ class Task(StrEnum):
     TOKEN_CLS = "TOKEN_CLS"
     QUESTION_ANS = "QUESTION_ANS"
     FEATURE_EXTRACTION = "FEATURE_EXTRACTION"
-
-
-class MethodType(StrEnum):
-    LORA = "lora"
-    QLORA = "qlora"
-    IA3 = "ia3"
-    ADALORA = "adalora"
-    PREFIX_TUNING = "prefixTuning"
-    PROMPT_TUNING = "promptTuning"
-    P_TUNING = "pTuning"
 
 
 # --------------------------------------------------------------------------------------- model
@@ -157,99 +149,6 @@ class DatasetSpec(ApiModel):
 
 
 # -------------------------------------------------------------------------------------- method
-
-
-class LoraParams(ApiModel):
-    """LoRA: train low-rank updates `B·A` beside frozen weight matrices. Also used by `qlora`."""
-
-    r: int = Field(default=16, ge=1, le=1024, description="Rank of the update matrices.")
-    alpha: int = Field(default=32, ge=1, le=4096, description="Scaling: updates are multiplied by alpha/r.")
-    dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
-    target_modules: list[ModuleName] | None = Field(
-        default=None,
-        max_length=64,
-        description="Module names (suffixes) to adapt, e.g. q_proj, v_proj; `all-linear` for every linear "
-        "layer. Left out, PEFT's default for the architecture applies.",
-    )
-    bias: Literal["none", "all", "lora_only"] = Field(default="none", description="Which biases to train.")
-    use_rslora: bool = Field(default=False, description="Rank-stabilised scaling alpha/sqrt(r).")
-
-
-class Ia3Params(ApiModel):
-    """IA3: learn vectors that rescale activations of the targeted modules."""
-
-    target_modules: list[ModuleName] | None = Field(default=None, max_length=64, description="Modules to rescale.")
-    feedforward_modules: list[ModuleName] | None = Field(
-        default=None, max_length=64, description="Subset of targetModules that are feed-forward layers."
-    )
-
-
-class AdaLoraParams(ApiModel):
-    """AdaLoRA: LoRA whose rank budget is reallocated across layers while training."""
-
-    init_r: int = Field(default=12, ge=1, le=1024, description="Initial rank of each update.")
-    target_r: int = Field(default=8, ge=1, le=1024, description="Average target rank after pruning.")
-    tinit: int = Field(default=0, ge=0, description="Steps of warmup before rank pruning starts.")
-    tfinal: int = Field(default=0, ge=0, description="Steps at the end with the final ranks fixed.")
-    delta_t: int = Field(default=1, ge=1, description="Steps between two budget reallocations.")
-    alpha: int = Field(default=32, ge=1, le=4096, description="Scaling, as for LoRA.")
-    dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the update input.")
-    target_modules: list[ModuleName] | None = Field(default=None, max_length=64, description="Modules to adapt.")
-
-
-class PrefixTuningParams(ApiModel):
-    """Prefix tuning: trainable key/value prefixes prepended in every attention layer."""
-
-    num_virtual_tokens: int = Field(default=20, ge=1, le=1024, description="Length of the prefix.")
-    projection: bool = Field(default=False, description="Reparameterise the prefix through an MLP.")
-    encoder_hidden_size: int | None = Field(default=None, ge=1, description="Hidden size of that MLP.")
-
-
-class PromptTuningParams(ApiModel):
-    """Prompt tuning: trainable soft-prompt embeddings prepended to the input."""
-
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": cel(("self.init != 'text' || has(self.initText)", "init: text needs initText")),
-    }
-
-    num_virtual_tokens: int = Field(default=20, ge=1, le=1024, description="Number of soft-prompt tokens.")
-    init: Literal["random", "text"] = Field(default="random", description="Initialise randomly or from initText.")
-    init_text: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
-        default=None, description="Text whose embeddings initialise the prompt (init: text)."
-    )
-
-
-class PTuningParams(ApiModel):
-    """P-tuning: virtual tokens produced by a small prompt encoder (MLP or LSTM)."""
-
-    num_virtual_tokens: int = Field(default=20, ge=1, le=1024, description="Number of virtual tokens.")
-    encoder_hidden_size: int = Field(default=128, ge=1, le=65536, description="Hidden size of the prompt encoder.")
-    encoder_type: Literal["MLP", "LSTM"] = Field(default="MLP", description="Prompt encoder architecture.")
-
-
-class MethodSpec(ApiModel):
-    """The PEFT method and its parameters. Set `type`; tune it in the block of the same name."""
-
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": cel(
-            ("!has(self.lora) || self.type in ['lora', 'qlora']", "lora parameters need type lora or qlora"),
-            ("!has(self.ia3) || self.type == 'ia3'", "ia3 parameters need type ia3"),
-            ("!has(self.adalora) || self.type == 'adalora'", "adalora parameters need type adalora"),
-            ("!has(self.prefixTuning) || self.type == 'prefixTuning'", "prefixTuning parameters need that type"),
-            ("!has(self.promptTuning) || self.type == 'promptTuning'", "promptTuning parameters need that type"),
-            ("!has(self.pTuning) || self.type == 'pTuning'", "pTuning parameters need type pTuning"),
-        )
-    }
-
-    type: MethodType = Field(
-        description="lora, qlora (LoRA on a quantized base), ia3, adalora, prefixTuning, promptTuning or pTuning."
-    )
-    lora: LoraParams | None = Field(default=None, description="Parameters for lora and qlora.")
-    ia3: Ia3Params | None = Field(default=None, description="Parameters for ia3.")
-    adalora: AdaLoraParams | None = Field(default=None, description="Parameters for adalora.")
-    prefix_tuning: PrefixTuningParams | None = Field(default=None, description="Parameters for prefixTuning.")
-    prompt_tuning: PromptTuningParams | None = Field(default=None, description="Parameters for promptTuning.")
-    p_tuning: PTuningParams | None = Field(default=None, description="Parameters for pTuning.")
 
 
 # ------------------------------------------------------------------------------------ training
@@ -474,16 +373,7 @@ class FineTuneJobSpec(ApiModel):
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel(
-            (
-                "self.method.type != 'qlora' || has(self.model.quantization)",
-                "method qlora needs spec.model.quantization (bits: 4)",
-                ".model",
-            ),
-            (
-                "!has(self.model.quantization) || self.method.type in ['qlora', 'lora', 'ia3', 'adalora']",
-                "quantization works with lora, qlora, ia3 and adalora only",
-                ".model.quantization",
-            ),
+            *methods.task_rules(),
             *[
                 (contract.task_fields_rule(task), contract.task_fields_message(task), ".dataset.fields")
                 for task in contract.TASK_FIELDS
@@ -492,13 +382,6 @@ class FineTuneJobSpec(ApiModel):
                 "!has(self.dataset.fields.messages) || self.task == 'CAUSAL_LM'",
                 "chat messages (spec.dataset.fields.messages) need task CAUSAL_LM",
                 ".dataset.fields.messages",
-            ),
-            (
-                "!(self.method.type in ['prefixTuning', 'promptTuning', 'pTuning']) || "
-                "self.task in ['CAUSAL_LM', 'SEQ_2_SEQ_LM', 'SEQ_CLS', 'FEATURE_EXTRACTION']",
-                "prompt-learning methods (prefixTuning, promptTuning, pTuning) support CAUSAL_LM, SEQ_2_SEQ_LM, "
-                "SEQ_CLS and FEATURE_EXTRACTION",
-                ".method.type",
             ),
             (
                 "!has(self.dataset.fields.answer) || self.task == 'QUESTION_ANS'",

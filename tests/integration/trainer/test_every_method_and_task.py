@@ -16,6 +16,7 @@ import peft
 import pytest
 import torch
 
+from kubeft_operator.api import methods
 from kubeft_trainer import config, pipeline
 from kubeft_trainer.export import manifest
 from tests.fixtures.s3 import S3
@@ -33,16 +34,18 @@ TASKS = {
     ),
     "FEATURE_EXTRACTION": ("encoder", {"text": "text", "pair": "pair"}, "AutoPeftModelForFeatureExtraction"),
 }
-PROMPT_LEARNING = ("prefixTuning", "promptTuning", "pTuning")
-METHODS = ("lora", "ia3", "adalora", *PROMPT_LEARNING)
+PROMPT_LEARNING = tuple(name for name, m in methods.METHODS.items() if not m.targets_modules)
+# From the method registry: every method on every task it supports. qlora needs a CUDA GPU
+# (bitsandbytes); on CPU it is pinned by test_bad_inputs' clear QuantizationUnavailable instead.
 CASES = [
-    (method, task)
-    for method in METHODS
+    (name, task)
+    for name, method in methods.METHODS.items()
     for task in TASKS
-    if not (method in PROMPT_LEARNING and task in ("TOKEN_CLS", "QUESTION_ANS"))
+    if task in method.tasks
+    and not method.needs_quantization
     # PEFT classifies with a prefix through `past_key_values`, which transformers 5 models no longer take;
     # test_bad_inputs pins the clear error instead.
-    and (method, task) != ("prefixTuning", "SEQ_CLS")
+    and (name, task) != ("prefixTuning", "SEQ_CLS")
 ]
 EXPORTED = {"adapter_config.json", "adapter_model.safetensors", "README.md", "metrics.json", "manifest.json"}
 

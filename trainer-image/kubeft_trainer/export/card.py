@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from kubeft_operator.api import methods
 from kubeft_operator.api import spec as api_spec
 
 AUTO_PEFT = {
@@ -28,7 +29,7 @@ def render(
     step: int,
 ) -> str:
     method = spec.method
-    params = getattr(method, _PARAM_FIELDS[method.type]) or _DEFAULT_PARAMS[method.type]()
+    params = methods.params_of(method)
     auto = AUTO_PEFT[spec.task]
     training = spec.training
     load_kwargs = f", num_labels={len(labels)}" if labels is not None and spec.task in ("SEQ_CLS", "TOKEN_CLS") else ""
@@ -95,23 +96,3 @@ def render(
         "",
     ]
     return "\n".join(lines)
-
-
-_PARAM_FIELDS = {
-    "lora": "lora",
-    "qlora": "lora",
-    "ia3": "ia3",
-    "adalora": "adalora",
-    "prefixTuning": "prefix_tuning",
-    "promptTuning": "prompt_tuning",
-    "pTuning": "p_tuning",
-}
-_DEFAULT_PARAMS = {
-    "lora": api_spec.LoraParams,
-    "qlora": api_spec.LoraParams,
-    "ia3": api_spec.Ia3Params,
-    "adalora": api_spec.AdaLoraParams,
-    "prefixTuning": api_spec.PrefixTuningParams,
-    "promptTuning": api_spec.PromptTuningParams,
-    "pTuning": api_spec.PTuningParams,
-}

@@ -1,33 +1,33 @@
 """Stage 3: the base model wrapped with the PEFT method of `spec.method`.
 
 One module per method family (peft-style): :mod:`.lora` (lora, qlora), :mod:`.ia3`,
-:mod:`.adalora`, :mod:`.prompt_learning` (prefixTuning, promptTuning, pTuning); :mod:`.base`
-loads the checkpoint, :mod:`.targets` checks targetModules. Called by :mod:`kubeft_trainer.pipeline`.
+:mod:`.adalora`, :mod:`.prompt_learning` (prefixTuning, promptTuning, pTuning); which function
+builds which method's peft config is declared in the method registry
+(kubeft_operator/api/methods.py). :mod:`.base` loads the checkpoint, :mod:`.targets` checks
+targetModules. Called by :mod:`kubeft_trainer.pipeline`.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import peft
 
+from kubeft_operator.api import methods
 from kubeft_trainer import config as trainer_config
 from kubeft_trainer import errors
-from kubeft_trainer.model import adalora, base, ia3, lora, prompt_learning, targets
+from kubeft_trainer.model import base, targets
 
 log = logging.getLogger(__name__)
 
-METHODS = {
-    "lora": lora.config,
-    "qlora": lora.config,
-    "ia3": ia3.config,
-    "adalora": adalora.config,
-    "prefixTuning": prompt_learning.prefix_tuning,
-    "promptTuning": prompt_learning.prompt_tuning,
-    "pTuning": prompt_learning.p_tuning,
-}
-TARGET_FIELDS = {"lora": "lora", "qlora": "lora", "ia3": "ia3", "adalora": "adalora"}
+
+def builder(method: str) -> Callable[..., Any]:
+    """The peft config builder the method registry (kubeft_operator/api/methods.py) names for `method`."""
+    module, _, function = methods.METHODS[method].builder.partition(":")
+    return cast(Callable[..., Any], getattr(importlib.import_module(module), function))
 
 
 def check_runtime(cfg: trainer_config.TrainerConfig) -> None:
@@ -51,7 +51,7 @@ def build(
         model = peft.prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]  # unannotated in peft
             model, use_gradient_checkpointing=spec.training.gradient_checkpointing
         )
-    peft_config = METHODS[spec.method.type](
+    peft_config = builder(spec.method.type)(
         spec.method, task_type=spec.task, model=model, total_steps=total_steps, location=location
     )
     try:
@@ -59,7 +59,7 @@ def build(
     except ValueError as exc:
         text = str(exc)
         if "arget modules" in text or "target_modules" in text:
-            field = f"spec.method.{TARGET_FIELDS.get(spec.method.type, spec.method.type)}.targetModules"
+            field = f"spec.method.{methods.METHODS[spec.method.type].block}.targetModules"
             raise targets.not_found(model, exc, field=field) from exc
         raise errors.InvalidConfig(f"PEFT rejected spec.method ({spec.method.type}): {exc}") from exc
     # Recorded in adapter_config.json, where AutoPeftModel* looks for the base model.

@@ -12,13 +12,13 @@ from typing import Any
 
 import peft
 
-from kubeft_operator.api import spec as api_spec
+from kubeft_operator.api import methods as api_methods
 from kubeft_trainer import errors
 from kubeft_trainer.model import targets
 
 
-def config(method: api_spec.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
-    params = method.adalora or api_spec.AdaLoraParams()
+def config(method: api_methods.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
+    params = method.adalora or api_methods.AdaLoraParams()
     if params.tinit + params.tfinal >= total_steps:
         raise errors.InvalidConfig(
             f"`spec.method.adalora`: tinit ({params.tinit}) + tfinal ({params.tfinal}) must be below the "

@@ -9,13 +9,13 @@ from typing import Any
 
 import peft
 
-from kubeft_operator.api import spec as api_spec
+from kubeft_operator.api import methods as api_methods
 from kubeft_trainer import errors
 from kubeft_trainer.model import targets
 
 
-def config(method: api_spec.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
-    params = method.ia3 or api_spec.Ia3Params()
+def config(method: api_methods.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
+    params = method.ia3 or api_methods.Ia3Params()
     target = targets.resolve(model, params.target_modules, field="spec.method.ia3.targetModules")
     feedforward = targets.resolve(model, params.feedforward_modules, field="spec.method.ia3.feedforwardModules")
     if feedforward is not None and target is None:

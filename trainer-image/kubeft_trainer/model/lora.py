@@ -9,12 +9,12 @@ from typing import Any
 
 import peft
 
-from kubeft_operator.api import spec as api_spec
+from kubeft_operator.api import methods as api_methods
 from kubeft_trainer.model import targets
 
 
-def config(method: api_spec.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
-    params = method.lora or api_spec.LoraParams()
+def config(method: api_methods.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
+    params = method.lora or api_methods.LoraParams()
     return peft.LoraConfig(
         task_type=task_type,
         r=params.r,

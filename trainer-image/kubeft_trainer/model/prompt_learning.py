@@ -12,12 +12,12 @@ from typing import Any
 
 import peft
 
-from kubeft_operator.api import spec as api_spec
+from kubeft_operator.api import methods
 from kubeft_trainer import errors
 
 
-def prefix_tuning(method: api_spec.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
-    params = method.prefix_tuning or api_spec.PrefixTuningParams()
+def prefix_tuning(method: methods.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
+    params = method.prefix_tuning or methods.PrefixTuningParams()
     if task_type == "SEQ_CLS" and not _takes_past_key_values(model):
         raise errors.InvalidConfig(
             f"prefixTuning classifies by passing its prefix as `past_key_values`, which {type(model).__name__} "
@@ -34,8 +34,8 @@ def prefix_tuning(method: api_spec.MethodSpec, *, task_type: str, model: Any, to
     )
 
 
-def prompt_tuning(method: api_spec.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
-    params = method.prompt_tuning or api_spec.PromptTuningParams()
+def prompt_tuning(method: methods.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
+    params = method.prompt_tuning or methods.PromptTuningParams()
     kwargs: dict[str, Any] = {}
     if params.init == "text":
         kwargs.update(
@@ -46,8 +46,8 @@ def prompt_tuning(method: api_spec.MethodSpec, *, task_type: str, model: Any, to
     return peft.PromptTuningConfig(task_type=task_type, num_virtual_tokens=params.num_virtual_tokens, **kwargs)
 
 
-def p_tuning(method: api_spec.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
-    params = method.p_tuning or api_spec.PTuningParams()
+def p_tuning(method: methods.MethodSpec, *, task_type: str, model: Any, total_steps: int, location: str) -> Any:
+    params = method.p_tuning or methods.PTuningParams()
     return peft.PromptEncoderConfig(
         task_type=task_type,
         num_virtual_tokens=params.num_virtual_tokens,

@@ -1,0 +1,71 @@
+"""The PEFT method registry is the one declaration every other part derives from; these pin that it is whole."""
+
+from __future__ import annotations
+
+import pathlib
+import typing
+
+import pytest
+
+from kubeft_operator.api import contract, layout, methods
+from kubeft_operator.api import spec as spec_models
+from kubeft_trainer import model as model_stage
+from kubeft_trainer.config import parse
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+
+
+def test_every_method_type_has_exactly_one_registry_entry() -> None:
+    assert list(methods.METHODS) == [m.value for m in methods.MethodType]
+
+
+@pytest.mark.parametrize("name", list(methods.METHODS))
+def test_each_entry_matches_the_schema_and_the_trainer(name: str) -> None:
+    method = methods.METHODS[name]
+    field = methods.MethodSpec.model_fields[method.attribute]
+    assert field.alias == method.block
+    assert method.params in typing.get_args(field.annotation)
+    aliases = {info.alias or key for key, info in method.params.model_fields.items()}
+    assert set(method.shape_fields) <= aliases, "shape fields name the block's wire fields"
+    assert callable(model_stage.builder(name)), f"{method.builder} must exist in the trainer"
+    assert method.tasks <= set(contract.TASK_FIELDS)
+
+
+def test_the_method_table_in_the_readme_names_every_method() -> None:
+    readme = (REPO / "README.md").read_text()
+    for name in methods.METHODS:
+        assert name in readme, name
+
+
+@pytest.mark.parametrize("name", [n for n, m in methods.METHODS.items() if m.tasks != methods.ALL_TASKS])
+def test_unsupported_tasks_are_refused_by_cel_and_by_the_trainer_alike(name: str) -> None:
+    method = methods.METHODS[name]
+    task = next(t for t in contract.TASK_FIELDS if t not in method.tasks)
+    rules = [rule for rule, _, _ in methods.task_rules()]
+    assert any(f"self.method.type != '{name}'" in rule and task not in rule for rule in rules)
+    fields = {f: f for f in contract.TASK_FIELDS[task][0]}
+    spec = {
+        "model": {"source": "org/model"},
+        "dataset": {"source": "/d.jsonl", "fields": fields},
+        "task": task,
+        "method": {"type": name},
+        "training": {"maxSteps": 1},
+        "output": {"s3": {"uri": "s3://bucket/x"}},
+    }
+    with pytest.raises(Exception, match=f"method {name} supports"):
+        parse({"spec": spec}, environ={})
+
+
+def test_warm_start_compares_the_registrys_shape_fields() -> None:
+    source = spec_models.FineTuneJobSpec.model_validate(
+        {
+            "model": {"source": "org/model"},
+            "dataset": {"source": "/d.jsonl", "fields": {"text": "t"}},
+            "task": "CAUSAL_LM",
+            "method": {"type": "pTuning", "pTuning": {"encoderHiddenSize": 64}},
+            "training": {"maxSteps": 1},
+            "output": {"s3": {"uri": "s3://bucket/x"}},
+        }
+    ).wire()
+    target = {**source, "method": {"type": "pTuning", "pTuning": {"encoderHiddenSize": 128}}}
+    assert "spec.method.pTuning.encoderHiddenSize" in str(layout.continuation_mismatch(source, target))
