@@ -89,7 +89,6 @@ async def start(
     cfg = config.Settings.from_env()
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # One line per API request and per handled watch event drowns the log at a thousand jobs.
-        logging.getLogger("httpx2").setLevel(logging.WARNING)
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # Events are posted by the reconciler, for transitions only, not for every log line.
     settings.posting.enabled = False

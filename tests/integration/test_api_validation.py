@@ -203,6 +203,6 @@ def test_get_shows_printer_columns(kubectl, namespace, apply):
 def test_explain_shows_descriptions(kubectl):
     out = kubectl("explain", "ftj.spec.method").stdout
     assert "PEFT method" in out
-    assert "lora, qlora (LoRA on a quantized base)" in out
+    assert "qlora (LoRA on a 4-bit quantized base)" in " ".join(out.split())
     lora = kubectl("explain", "ftj.spec.method.lora.r").stdout
     assert "Rank of the update matrices" in lora

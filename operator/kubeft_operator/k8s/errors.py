@@ -1,7 +1,7 @@
 """API failures the reconciler reacts to, free of any client library's types.
 
-:mod:`kubeft_operator.k8s.client` translates lightkube's ``ApiError`` into these; unit tests raise
-them from a fake API without importing lightkube.
+:mod:`kubeft_operator.k8s.client` turns the API server's Status answers into these; unit tests raise
+them from a fake API without importing the client.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 
-import lightkube
 import pytest
 import yaml
 
@@ -68,8 +67,7 @@ def test_operator_creates_its_cluster_peering_object_once(
     name = f"kubeft-it-{uuid.uuid4().hex[:6]}"
 
     async def ensure_twice() -> list[bool]:
-        config = lightkube.KubeConfig.from_file(operator_identity.kubeconfig)
-        api = client.Api(lightkube.AsyncClient(config=config, field_manager=client.FIELD_MANAGER))
+        api = client.Api.connect(str(operator_identity.kubeconfig))
         try:
             return [await api.ensure_peering(name, namespace=None) for _ in range(2)]
         finally:
