@@ -16,6 +16,8 @@ CPU its user+system seconds over the burst, and API writes come from the API ser
 against the operator's ``kubeft_api_writes_total``.
 
 Called by :mod:`benchmarks.run`; ``python -m benchmarks.operator_scale --help`` runs it alone.
+``KUBEFT_BENCH_PROFILE=1`` runs the operator under cProfile and leaves ``operator-N.prof`` in the
+work directory (``--workdir``), for ``python -m pstats``.
 """
 
 from __future__ import annotations
@@ -313,9 +315,12 @@ class Stopwatch:
 class Operator:
     """The operator subprocess, watching one namespace, and a sampler of its RSS."""
 
-    def __init__(self, cluster: Cluster, namespace: str, log_path: pathlib.Path) -> None:
+    def __init__(
+        self, cluster: Cluster, namespace: str, log_path: pathlib.Path, *, profile: pathlib.Path | None = None
+    ) -> None:
         self.metrics_port = _free_port()
         self.log_path = log_path
+        self.profile = profile
         env = {
             **cluster.env,
             "KUBEFT_TRAINER_COMMAND": json.dumps([sys.executable, str(ROOT / "hack" / "fake_trainer.py")]),
@@ -323,8 +328,11 @@ class Operator:
             "PYTHONUNBUFFERED": "1",
         }
         with log_path.open("wb") as log:
+            # With a profile path, the operator runs under cProfile (its event loop: kopf and the
+            # reconciler; the API client's worker threads are not sampled) and writes it on exit.
+            profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kubeft_operator", "--standalone", f"--namespace={namespace}"],
+                [sys.executable, *profiler, "-m", "kubeft_operator", "--standalone", f"--namespace={namespace}"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -468,7 +476,8 @@ def measure(cluster: Cluster, n: int, *, trickle: int, workdir: pathlib.Path, lo
     # The namespace's own bootstrap writes (default ServiceAccount, root CA ConfigMap) happen before the snapshot.
     _wait(lambda: "kube-root-ca.crt" in cluster.kubectl("get", "configmaps", "-n", namespace), timeout=60)
     _wait(lambda: "default" in cluster.kubectl("get", "serviceaccounts", "-n", namespace), timeout=60)
-    operator = Operator(cluster, namespace, workdir / f"operator-{n}.log")
+    profile = workdir / f"operator-{n}.prof" if os.environ.get("KUBEFT_BENCH_PROFILE") else None
+    operator = Operator(cluster, namespace, workdir / f"operator-{n}.log", profile=profile)
     session = cluster.session()
     stopwatch = Stopwatch()
     watches: list[Watch] = []

@@ -30,9 +30,13 @@ SECTIONS = ("trainer", "operator", "artifact")
 
 # Targets from the issue; docs/performance.md explains each.
 TARGET_SPEEDUP = {"cpu": 1.5, "cuda": 2.0}
-TARGET_P99_SECONDS = 1.0
-TARGET_RSS_BYTES = 150 * 10**6  # 150 MB, about 143 MiB
-TARGET_WRITES_PER_JOB = 10
+# Operator goals at N=1,000 (issue 16; docs/performance.md has the profile behind each miss).
+TARGET_P99_SECONDS = 0.1  # apply→Job once the burst has drained
+TARGET_BURST_P99_SECONDS = 15.0  # apply→Job during the burst
+TARGET_DRAIN_SECONDS = 15.0
+TARGET_CPU_PER_JOB_SECONDS = 0.015
+TARGET_RSS_BYTES = 150 * 2**20
+TARGET_WRITES_PER_JOB = 8
 BUSY_LOAD_FACTOR = 1.5  # load average above this many times the core count: the machine was shared
 LOSS_TOLERANCE = 0.02  # relative difference of final train and eval loss that still counts as equivalent
 
@@ -229,12 +233,18 @@ def operator_table(o: dict[str, Any]) -> list[str]:
     late_p99 = largest["after_drain_apply_to_job"].get("p99")
     rows += [
         "",
-        f"Targets at N={largest['n']}: apply→Job p99 ≤ {TARGET_P99_SECONDS:.0f} s once the backlog drains: "
-        f"{_verdict(late_p99 is not None and late_p99 <= TARGET_P99_SECONDS)} ({_fmt(late_p99, '.2f', ' s')}; "
-        f"during the burst itself {_fmt(largest['apply_to_job'].get('p99'), '.2f', ' s')}); "
-        f"RSS ≤ 150 MB: {_verdict(max(x['rss_peak_bytes'] for x in o['results']) <= TARGET_RSS_BYTES)}; "
+        f"Targets at N={largest['n']}: burst drained ≤ {TARGET_DRAIN_SECONDS:.0f} s: "
+        f"{_verdict(largest['drained'] and largest['drain_seconds'] <= TARGET_DRAIN_SECONDS)}; "
+        f"apply→Job p99 during the burst ≤ {TARGET_BURST_P99_SECONDS:.0f} s: "
+        f"{_verdict((largest['apply_to_job'].get('p99') or 1e9) <= TARGET_BURST_P99_SECONDS)}; "
+        f"CPU per job ≤ {1000 * TARGET_CPU_PER_JOB_SECONDS:.0f} ms: "
+        f"{_verdict(largest['cpu_seconds_per_job'] <= TARGET_CPU_PER_JOB_SECONDS)}; "
+        f"RSS peak ≤ {TARGET_RSS_BYTES // 2**20} MiB: "
+        f"{_verdict(max(x['rss_peak_bytes'] for x in o['results']) <= TARGET_RSS_BYTES)}; "
         f"≤ {TARGET_WRITES_PER_JOB} API writes per job: "
-        f"{_verdict(max(x['operator_writes_per_job'] for x in o['results']) <= TARGET_WRITES_PER_JOB)}.",
+        f"{_verdict(max(x['operator_writes_per_job'] for x in o['results']) <= TARGET_WRITES_PER_JOB)}; "
+        f"apply→Job p99 once drained ≤ {TARGET_P99_SECONDS} s: "
+        f"{_verdict(late_p99 is not None and late_p99 <= TARGET_P99_SECONDS)} ({_fmt(late_p99, '.2f', ' s')}).",
     ]
     return rows
 

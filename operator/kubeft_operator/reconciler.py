@@ -111,6 +111,7 @@ class Reconciler:
         self._written: dict[Key, Mapping[str, Any]] = {}
         self._jobs: dict[Key, Mapping[str, Any]] = {}
         self._verify_jobs: dict[Key, Mapping[str, Any]] = {}
+        self._parsed: dict[Key, tuple[tuple[str, int], tuple[spec_models.FineTuneJobSpec | None, str | None]]] = {}
         self._checkpoints: dict[Key, tuple[str, int | None]] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
@@ -144,6 +145,7 @@ class Reconciler:
         self._written.pop(key, None)
         self._jobs.pop(key, None)
         self._verify_jobs.pop(key, None)
+        self._parsed.pop(key, None)
         self._checkpoints.pop(key, None)
         self._failures.pop(key, None)
         self._phases.pop(key, None)
@@ -212,6 +214,18 @@ class Reconciler:
             ours = None
         return _newer(seen, ours)
 
+    def _parse_cached(self, key: Key, body: Mapping[str, Any]) -> tuple[spec_models.FineTuneJobSpec | None, str | None]:
+        """:meth:`_parse`, once per spec generation: the spec is immutable but for suspend and TTL,
+        and every reconcile of a job would otherwise validate the same document again."""
+        md = body["metadata"]
+        stamp = (str(md.get("uid")), int(md.get("generation") or 0))
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        result = self._parse(body)
+        self._parsed[key] = (stamp, result)
+        return result
+
     def _parse(self, body: Mapping[str, Any]) -> tuple[spec_models.FineTuneJobSpec | None, str | None]:
         try:
             parsed = spec_models.FineTuneJobSpec.model_validate(body.get("spec") or {})
@@ -238,7 +252,7 @@ class Reconciler:
             self._failures.pop(key, None)
             return await self._expire(owner, body, now=now)
 
-        spec, spec_error = self._parse(body)
+        spec, spec_error = self._parse_cached(key, body)
         job = self._job(key, owner.uid)
         create_error = waiting = resumed_from = None
         if spec is not None and job is None:
@@ -333,26 +347,39 @@ class Reconciler:
                 raise _Gone
             if status.is_terminal(fresh.get("status") or {}):
                 raise _Gone
-        created: dict[str, Any] = {}
-        for obj in children.build(owner, spec, settings=self._settings, resume_uri=resume_uri):
-            what = f"{obj['kind']} {obj['metadata']['name']}"
-            try:
-                created = await self._api.create(obj)
-            except errors.AlreadyExists:
-                existing = await self._api.read(obj)
-                if existing is None:
-                    return None, f"{what} was being deleted; retrying"
-                if not meta.is_owned_by(existing, owner.uid):
-                    return None, (
-                        f"{what} already exists and does not belong to this FineTuneJob; "
-                        "delete it or give the FineTuneJob another name"
-                    )
-                created = existing
-            except errors.ApiFailure as err:
-                return None, str(err)
+        *prerequisites, job_body = children.build(owner, spec, settings=self._settings, resume_uri=resume_uri)
+        # What the Job mounts and runs as goes up in parallel (one round trip, not four); the Job last,
+        # so that "Job observed" still means "all children created".
+        outcomes = await asyncio.gather(*(self._create_or_adopt(owner, obj) for obj in prerequisites))
+        problem = next((error for _, error in outcomes if error is not None), None)
+        if problem is not None:
+            return None, problem
+        created, problem = await self._create_or_adopt(owner, job_body)
+        if created is None:
+            return None, problem
         job = status.job_view(created)
         self._jobs[key] = job
         return job, None
+
+    async def _create_or_adopt(
+        self, owner: meta.Owner, obj: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """Create ``obj``; if it exists already, adopt it when it is ours. The object, or why not."""
+        what = f"{obj['kind']} {obj['metadata']['name']}"
+        try:
+            return await self._api.create(obj), None
+        except errors.AlreadyExists:
+            existing = await self._api.read(obj)
+            if existing is None:
+                return None, f"{what} was being deleted; retrying"
+            if not meta.is_owned_by(existing, owner.uid):
+                return None, (
+                    f"{what} already exists and does not belong to this FineTuneJob; "
+                    "delete it or give the FineTuneJob another name"
+                )
+            return existing, None
+        except errors.ApiFailure as err:
+            return None, str(err)
 
     async def _create_verify_job(
         self, key: Key, owner: meta.Owner, spec: spec_models.FineTuneJobSpec, target: tuple[str, str | None]

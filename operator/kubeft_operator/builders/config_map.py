@@ -17,6 +17,8 @@ from kubeft_operator.api import contract
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.builders import meta
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 
 def render(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, resume_uri: str | None = None) -> str:
     """The trainer config file's text."""
@@ -28,7 +30,8 @@ def render(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, resume_uri: 
     }
     if resume_uri is not None:
         doc["resumeFrom"] = resume_uri
-    return yaml.safe_dump(doc, sort_keys=False)
+    # libyaml's emitter when PyYAML has it (its wheels do): the pure-Python one took 7 ms per job.
+    return yaml.dump(doc, Dumper=_DUMPER, sort_keys=False)
 
 
 def build(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, resume_uri: str | None = None) -> dict[str, Any]:
