@@ -6,9 +6,11 @@ rules (here and in api/spec.py), the trainer's dispatch to a peft config builder
 adapter's tensors for a warm start (api/layout.py), which tasks and quantization each method
 supports (checked by the API server and again by the trainer), and the tests' parametrisation.
 
-Adding a method: its parameters model and an entry in :data:`METHODS`, a member of
-:class:`MethodType` and a block in :class:`MethodSpec` (all in this file), and the builder the
-entry names (a module in trainer-image/kubeft_trainer/model/); then ``make crds``.
+Adding a method that peft builds from plain parameters (LoRA-like: LoHa, LoKr, OFT, VeRA...) is
+this file alone: its parameters model, a :class:`MethodType` member, a :class:`MethodSpec` block and
+an entry with ``peft_config`` and ``peft_params``, which the trainer's generic builder
+(kubeft_trainer/model/generic.py) reads; then ``make crds``. A method with rules of its own also
+names a builder function in trainer-image/kubeft_trainer/model/.
 """
 
 from __future__ import annotations
@@ -115,7 +117,11 @@ class Method:
     summary: str  # for the field's help text and the docs
     block: str  # spec.method.<block> holds its parameters (wire name)
     params: type[ApiModel]
-    builder: str  # "module:function" in the trainer image that returns its peft config
+    # "module:function" in the trainer image that returns its peft config; the generic builder
+    # (kubeft_trainer/model/generic.py) when peft_config and peft_params say it all.
+    builder: str = "kubeft_trainer.model.generic:config"
+    peft_config: str | None = None  # the peft config class, for the generic builder
+    peft_params: tuple[tuple[str, str], ...] = ()  # (our parameter's attribute, the peft argument)
     tasks: frozenset[str] = ALL_TASKS
     targets_modules: bool = True  # has targetModules, resolved against the model
     quantizable: bool = True  # may train on a quantized base (spec.model.quantization)
@@ -128,15 +134,24 @@ class Method:
         return "".join(f"_{c.lower()}" if c.isupper() else c for c in self.block)
 
 
+_LORA_PEFT_PARAMS = (
+    ("r", "r"),
+    ("alpha", "lora_alpha"),
+    ("dropout", "lora_dropout"),
+    ("bias", "bias"),
+    ("use_rslora", "use_rslora"),
+)
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method(
-            "lora", "low-rank updates", "lora", LoraParams, "kubeft_trainer.model.lora:config",
-            shape_fields=("r", "targetModules"),
+            "lora", "low-rank updates", "lora", LoraParams,
+            peft_config="LoraConfig", peft_params=_LORA_PEFT_PARAMS, shape_fields=("r", "targetModules"),
         ),
         Method(
-            "qlora", "LoRA on a 4-bit quantized base", "lora", LoraParams, "kubeft_trainer.model.lora:config",
+            "qlora", "LoRA on a 4-bit quantized base", "lora", LoraParams,
+            peft_config="LoraConfig", peft_params=_LORA_PEFT_PARAMS,
             needs_quantization=True, shape_fields=("r", "targetModules"),
         ),
         Method(

@@ -69,3 +69,32 @@ def test_warm_start_compares_the_registrys_shape_fields() -> None:
     ).wire()
     target = {**source, "method": {"type": "pTuning", "pTuning": {"encoderHiddenSize": 128}}}
     assert "spec.method.pTuning.encoderHiddenSize" in str(layout.continuation_mismatch(source, target))
+
+
+def test_an_eighth_lora_like_method_needs_only_a_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What adding peft's LoHa would take: a params model and an entry (here patched in, in the real
+    file also a MethodType member and a MethodSpec block); the trainer builds it with no code of its own."""
+    import peft
+    import torch
+    from pydantic import Field
+
+    from kubeft_operator.api.base import ApiModel
+
+    class LoHaParams(ApiModel):
+        r: int = Field(default=4, ge=1)
+        alpha: int = Field(default=8, ge=1)
+        target_modules: list[str] | None = None
+
+    entry = methods.Method(
+        "loha", "Hadamard-product low-rank updates", "loha", LoHaParams,
+        peft_config="LoHaConfig", peft_params=(("r", "r"), ("alpha", "alpha")),
+    )  # fmt: skip
+    monkeypatch.setitem(methods.METHODS, "loha", entry)
+
+    class Spec:  # a MethodSpec with `type: loha` and its block left out
+        type = "loha"
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    config = model_stage.builder("loha")(Spec(), task_type="CAUSAL_LM", model=model, total_steps=1, location="")
+    assert isinstance(config, peft.LoHaConfig)
+    assert (config.r, config.alpha) == (4, 8)

@@ -1,9 +1,9 @@
 """Stage 3: the base model wrapped with the PEFT method of `spec.method`.
 
-One module per method family (peft-style): :mod:`.lora` (lora, qlora), :mod:`.ia3`,
-:mod:`.adalora`, :mod:`.prompt_learning` (prefixTuning, promptTuning, pTuning); which function
-builds which method's peft config is declared in the method registry
-(kubeft_operator/api/methods.py). :mod:`.base` loads the checkpoint, :mod:`.targets` checks
+Which function builds which method's peft config is declared in the method registry
+(kubeft_operator/api/methods.py): :mod:`.generic` for methods the registry describes completely
+(lora, qlora), else one module per method family (peft-style): :mod:`.ia3`, :mod:`.adalora`,
+:mod:`.prompt_learning` (prefixTuning, promptTuning, pTuning). :mod:`.base` loads the checkpoint, :mod:`.targets` checks
 targetModules. Called by :mod:`kubeft_trainer.pipeline`.
 """
 
