@@ -347,16 +347,16 @@ class Reconciler:
                 raise _Gone
             if status.is_terminal(fresh.get("status") or {}):
                 raise _Gone
-        *prerequisites, job_body = children.build(owner, spec, settings=self._settings, resume_uri=resume_uri)
-        # What the Job mounts and runs as goes up in parallel (one round trip, not four); the Job last,
-        # so that "Job observed" still means "all children created".
-        outcomes = await asyncio.gather(*(self._create_or_adopt(owner, obj) for obj in prerequisites))
-        problem = next((error for _, error in outcomes if error is not None), None)
-        if problem is not None:
-            return None, problem
-        created, problem = await self._create_or_adopt(owner, job_body)
-        if created is None:
-            return None, problem
+        created: dict[str, Any] | None = None
+        # Each stage's objects go up in parallel (three round trips, not five), the Job last, so
+        # that "Job observed" still means "all children created".
+        for stage in children.stages(owner, spec, settings=self._settings, resume_uri=resume_uri):
+            outcomes = await asyncio.gather(*(self._create_or_adopt(owner, obj) for obj in stage))
+            problem = next((error for _, error in outcomes if error is not None), None)
+            if problem is not None:
+                return None, problem
+            created = outcomes[-1][0]
+        assert created is not None
         job = status.job_view(created)
         self._jobs[key] = job
         return job, None

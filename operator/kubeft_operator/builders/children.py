@@ -1,7 +1,10 @@
 """Every child object of a FineTuneJob, in the order the reconciler creates them.
 
 The Job comes last: once it exists, everything it mounts and runs as exists too, so the
-reconciler can treat "Job observed" as "all children created".
+reconciler can treat "Job observed" as "all children created". :func:`stages` groups them into
+what may be created in parallel: the RoleBinding waits for its Role, because the API server checks
+a binding against the Role it grants (the operator may only grant what it holds, and a Role that
+does not exist yet cannot be checked).
 """
 
 from __future__ import annotations
@@ -24,3 +27,11 @@ def build(
         rbac.role_binding(owner),
         job.build(owner, spec, settings=settings),
     ]
+
+
+def stages(
+    owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, settings: config.Settings, resume_uri: str | None = None
+) -> list[list[dict[str, Any]]]:
+    """:func:`build`'s objects in creation stages: each stage's objects in parallel, stages in order."""
+    config_map_obj, account, role, binding, job_obj = build(owner, spec, settings=settings, resume_uri=resume_uri)
+    return [[config_map_obj, account, role], [binding], [job_obj]]

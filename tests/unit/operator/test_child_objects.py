@@ -68,3 +68,11 @@ def test_role_binding_binds_the_role_to_the_trainer_service_account():
 def test_job_is_created_last_so_its_existence_implies_every_child():
     kinds = [o["kind"] for o in children.build(factories.OWNER, factories.spec(), settings=config.Settings())]
     assert kinds == ["ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Job"]
+
+
+def test_creation_stages_put_the_role_before_its_binding_and_the_job_last() -> None:
+    stages = children.stages(factories.OWNER, factories.spec(), settings=config.Settings())
+    kinds = [[o["kind"] for o in stage] for stage in stages]
+    assert kinds == [["ConfigMap", "ServiceAccount", "Role"], ["RoleBinding"], ["Job"]]
+    flat = [o for stage in stages for o in stage]
+    assert flat == children.build(factories.OWNER, factories.spec(), settings=config.Settings())
