@@ -30,7 +30,7 @@ import yaml
 
 from hack import tiny_models
 from tests.fixtures.cluster import REPO, RESTRICTED, Cluster, fresh_namespace, in_cluster_netns
-from tests.fixtures.operator import Identity
+from tests.fixtures.operator import Identity, Watcher
 from tests.fixtures.s3 import S3
 
 DEMO = REPO / "examples" / "00-demo-tiny-lora.yaml"
@@ -143,3 +143,25 @@ def pod_log(cluster: Cluster, namespace: str, pod: dict[str, Any]) -> str:
 
 def manifest_of(s3: S3, prefix: str) -> dict[str, Any]:
     return dict(json.loads(s3.read(f"{prefix}/manifest.json")))
+
+
+def long_run(
+    job_manifest: Callable[..., dict[str, Any]], name: str, *, steps: int, checkpoint_steps: int
+) -> dict[str, Any]:
+    """A CPU job long enough to act on while it trains: `steps` steps of 128 tokens, no evaluation."""
+    training = {"maxSteps": steps, "checkpointSteps": checkpoint_steps, "evaluation": {"strategy": "no"}}
+    doc = job_manifest(name, resources={"gpus": 0}, training=training)
+    doc["spec"]["dataset"]["maxLength"] = 128
+    return doc
+
+
+def wait_progress(
+    cluster: Cluster, watch: Watcher, name: str, reached: Callable[[dict[str, Any]], bool], *, what: str
+) -> dict[str, Any]:
+    """The job's status.progress once `reached(progress)` holds (polled every 0.2 s, up to 300 s)."""
+
+    def check() -> dict[str, Any] | None:
+        progress = watch.status(name).get("progress") or {}
+        return progress if reached(progress) else None
+
+    return dict(cluster.wait_for(check, timeout=300, interval=0.2, what=what))

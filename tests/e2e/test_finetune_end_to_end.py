@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.e2e.conftest import CREDENTIALS_SECRET, manifest_of, pod_log
+from tests.e2e.conftest import CREDENTIALS_SECRET, long_run, manifest_of, pod_log, wait_progress
 from tests.fixtures.cluster import NODE_NAME, Cluster
 from tests.fixtures.operator import Watcher
 from tests.fixtures.s3 import S3
@@ -177,19 +177,10 @@ def test_missing_credentials_secret_is_named_then_the_job_recovers(
 def test_deleted_trainer_pod_is_retried_and_resumes_from_its_checkpoint(
     cluster: Cluster, namespace: str, s3: S3, e2e_operator, job_manifest, watch: Watcher
 ):
-    doc = job_manifest(
-        "resume",
-        resources={"gpus": 0},
-        training={"maxSteps": 600, "checkpointSteps": 20, "evaluation": {"strategy": "no"}},
+    cluster.apply(long_run(job_manifest, "resume", steps=600, checkpoint_steps=20), namespace=namespace)
+    before = wait_progress(
+        cluster, watch, "resume", lambda p: (p.get("lastCheckpointStep") or 0) >= 20, what="a first durable checkpoint"
     )
-    doc["spec"]["dataset"]["maxLength"] = 128
-    cluster.apply(doc, namespace=namespace)
-
-    def checkpointed() -> dict[str, Any] | None:
-        progress = watch.status("resume").get("progress") or {}
-        return progress if (progress.get("lastCheckpointStep") or 0) >= 20 else None
-
-    before = cluster.wait_for(checkpointed, timeout=TRAIN_TIMEOUT, interval=0.2, what="a first durable checkpoint")
     assert before["step"] < 600, "training finished before the pod could be deleted; make it longer"
     (first,) = watch.items("pods", "resume")
     cluster.kubectl("delete", "pod", first["metadata"]["name"], "-n", namespace, "--wait=false")

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import long_run, wait_progress
 from tests.fixtures.cluster import REPO, Cluster
 from tests.fixtures.operator import Identity, Watcher
 from tests.fixtures.s3 import S3
@@ -37,18 +37,8 @@ def set_private_endpoints(cluster: Cluster, release: Identity, allowed: bool) ->
 def test_a_running_job_whose_endpoint_becomes_refused_is_stopped_in_one_reconcile(
     cluster: Cluster, namespace: str, s3: S3, e2e_operator, job_manifest, watch: Watcher, release: Identity
 ):
-    doc = job_manifest(
-        "flip",
-        resources={"gpus": 0},
-        training={"maxSteps": 5000, "checkpointSteps": 10000, "evaluation": {"strategy": "no"}},
-    )
-    cluster.apply(doc, namespace=namespace)
-
-    def training() -> dict[str, Any] | None:
-        progress = watch.status("flip").get("progress") or {}
-        return progress if progress.get("step", 0) >= 3 else None
-
-    cluster.wait_for(training, timeout=300, interval=0.5, what="training to start")
+    cluster.apply(long_run(job_manifest, "flip", steps=5000, checkpoint_steps=10000), namespace=namespace)
+    wait_progress(cluster, watch, "flip", lambda p: p.get("step", 0) >= 3, what="training to start")
     try:
         set_private_endpoints(cluster, release, False)
         status = watch.wait_phase("flip", "Failed", timeout=120)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import manifest_of, pod_log
+from tests.e2e.conftest import long_run, manifest_of, pod_log, wait_progress
 from tests.fixtures.cluster import Cluster
 from tests.fixtures.operator import Watcher
 from tests.fixtures.s3 import S3, IamS3
@@ -112,19 +112,8 @@ def test_resume_from_a_finished_job_continues_its_weights_and_a_rank_change_is_r
 def test_suspend_then_resume_continues_from_the_sigterm_checkpoint_of_the_same_run(
     cluster: Cluster, namespace: str, s3: S3, e2e_operator, job_manifest, watch: Watcher
 ):
-    doc = job_manifest(
-        "pause",
-        resources={"gpus": 0},
-        training={"maxSteps": 600, "checkpointSteps": 1000, "evaluation": {"strategy": "no"}},
-    )
-    doc["spec"]["dataset"]["maxLength"] = 128
-    cluster.apply(doc, namespace=namespace)
-
-    def training() -> dict[str, Any] | None:
-        progress = watch.status("pause").get("progress") or {}
-        return progress if progress.get("step", 0) >= 5 else None
-
-    cluster.wait_for(training, timeout=TRAIN_TIMEOUT, interval=0.2, what="training to start")
+    cluster.apply(long_run(job_manifest, "pause", steps=600, checkpoint_steps=1000), namespace=namespace)
+    wait_progress(cluster, watch, "pause", lambda p: p.get("step", 0) >= 5, what="training to start")
     first = only_pod(watch, "pause")
     patch = json.dumps({"spec": {"suspend": True}})
     cluster.kubectl("patch", "finetunejob", "pause", "-n", namespace, "--type=merge", "-p", patch)
