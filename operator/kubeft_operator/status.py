@@ -351,13 +351,13 @@ def _verifying(
         out["metrics"] = metrics
     done = _job_condition(verify_job, "Complete") if verify_job else None
     broken = _job_condition(verify_job, "Failed") if verify_job else None
-    if done is None and broken is None:
+    if verify_job is None or (done is None and broken is None):
         out["phase"] = Phase.RUNNING.value
         conditions.set("Running", False, "Completed", "the trainer finished")
         conditions.set("Verified", False, "Verifying", f"checking {uri} against its manifest: {observed.verify_reason}")
         out["conditions"] = conditions.list()
         return Result(status=out)
-    uid = verify_job["metadata"]["uid"] if verify_job else None
+    uid = verify_job["metadata"]["uid"]
     pods = [p for p in observed.pods if p.get("metadata", {}).get("controllerUid") == uid]
     pod = _latest(pods, "Succeeded" if done is not None else "Failed")
     since = (done or broken or {}).get("lastTransitionTime")
@@ -367,7 +367,7 @@ def _verifying(
     artifact = _artifact(doc) if done is not None else None
     if artifact is not None:
         out["phase"] = Phase.SUCCEEDED.value
-        out["completionTime"] = (verify_job or {}).get("status", {}).get("completionTime") or now
+        out["completionTime"] = verify_job.get("status", {}).get("completionTime") or now
         out["artifact"] = artifact
         conditions.set("Verified", True, "ArtifactVerified", f"the operator checked {uri} against its manifest")
         conditions.set("Succeeded", True, "AdapterExported", f"adapter exported to {uri} and verified")

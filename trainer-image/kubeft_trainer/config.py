@@ -62,9 +62,14 @@ class TrainerConfig:
         return self.run_dir / "checkpoints"
 
     @property
+    def run_uri(self) -> str | None:
+        """This run's own prefix beside the S3 output (kubeft_operator.api.layout); None without one."""
+        return layout.run_uri(self.output_s3_uri, self.run_id) if self.output_s3_uri else None
+
+    @property
     def checkpoints_uri(self) -> str | None:
-        """`<run prefix>/checkpoints` beside the S3 output (kubeft_operator.api.layout); None without one."""
-        return layout.checkpoints_uri(self.output_s3_uri, self.run_id) if self.output_s3_uri else None
+        """`<run prefix>/checkpoints`; None without an S3 output."""
+        return f"{self.run_uri}/{layout.CHECKPOINTS}" if self.run_uri else None
 
     @property
     def tensorboard_dir(self) -> pathlib.Path:

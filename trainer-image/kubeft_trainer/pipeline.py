@@ -16,7 +16,6 @@ import accelerate
 import datasets
 import transformers
 
-from kubeft_operator.api import layout
 from kubeft_operator.api import status as api_status
 from kubeft_trainer import config as trainer_config
 from kubeft_trainer import data, errors, export, progress, storage
@@ -55,9 +54,8 @@ def uses_s3(cfg: trainer_config.TrainerConfig) -> bool:
 
 def preflight_outputs(cfg: trainer_config.TrainerConfig, s3: Any) -> None:
     """Write access to every output, checked before any download (seconds, not hours, to a clear error)."""
-    if cfg.output_s3_uri is not None:
-        run_prefix = layout.run_uri(cfg.output_s3_uri, cfg.run_id)
-        export_s3.preflight(s3, cfg.output_s3_uri, run_prefix)
+    if cfg.output_s3_uri is not None and cfg.run_uri is not None:
+        export_s3.preflight(s3, cfg.output_s3_uri, cfg.run_uri)
     if cfg.spec.output.hub is not None:
         hub.preflight(cfg.spec.output.hub)
 
