@@ -106,7 +106,11 @@ export_layout() { # ref image [image-id]
 }
 
 load() {
-  [ -S "$CONTAINERD_SOCK" ] || { log "containerd is not running ($CONTAINERD_SOCK): images not loaded"; return 0; }
+  # A socket file can outlive its containerd (a reboot, a killed session): ask the daemon itself.
+  if ! [ -S "$CONTAINERD_SOCK" ] || ! timeout 10 ctr --address "$CONTAINERD_SOCK" version >/dev/null 2>&1; then
+    log "containerd is not running ($CONTAINERD_SOCK): images not loaded"
+    return 0
+  fi
   local name image
   while read -r name image; do
     python3 hack/images/load.py --layout "$LAYOUT" --ref "$name" --image "$image" --address "$CONTAINERD_SOCK"
