@@ -128,6 +128,62 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("ftp-endpoint", {"spec.storage": {"endpoint": "ftp://minio:9000"}}, ("spec.storage.endpoint", "should match")),
     ("tensorboard-bucket-root", {"spec.tensorboard": {"uri": "s3://logs"}}, ("spec.tensorboard.uri", "s3://")),
     ("name-too-long", {"metadata.name": "x" * 53}, ("metadata.name", "at most 52 characters")),
+    # Scheduling fields end up on the Pod: what the Pod would refuse is refused here, not at Job creation.
+    (
+        "node-selector-key-with-spaces",
+        {"spec.scheduling": {"nodeSelector": {"gpu type": "a100"}}},
+        ("spec.scheduling.nodeSelector", "keys must be label keys"),
+    ),
+    (
+        "node-selector-key-two-slashes",
+        {"spec.scheduling": {"nodeSelector": {"a/b/c": "x"}}},
+        ("spec.scheduling.nodeSelector", "keys must be label keys"),
+    ),
+    (
+        "node-selector-value-not-a-label",
+        {"spec.scheduling": {"nodeSelector": {"nvidia.com/gpu.product": "A100 80GB"}}},
+        ("spec.scheduling.nodeSelector.nvidia.com/gpu.product", "should match"),
+    ),
+    (
+        "toleration-without-key-or-exists",
+        {"spec.scheduling": {"tolerations": [{"operator": "Equal", "value": "x"}]}},
+        ("spec.scheduling.tolerations[0]", "a toleration without a key must use operator Exists"),
+    ),
+    (
+        "toleration-exists-with-value",
+        {"spec.scheduling": {"tolerations": [{"key": "gpu", "operator": "Exists", "value": "x"}]}},
+        ("spec.scheduling.tolerations[0]", "operator Exists takes no value"),
+    ),
+    (
+        "toleration-seconds-without-no-execute",
+        {"spec.scheduling": {"tolerations": [{"key": "gpu", "effect": "NoSchedule", "tolerationSeconds": 5}]}},
+        ("spec.scheduling.tolerations[0]", "only allowed with effect NoExecute"),
+    ),
+    (
+        "toleration-key-not-a-label",
+        {"spec.scheduling": {"tolerations": [{"key": "-gpu-", "operator": "Exists"}]}},
+        ("spec.scheduling.tolerations[0].key", "should match"),
+    ),
+    (
+        "gpu-resource-without-domain",
+        {"spec.resources": {"gpuResourceName": "gpu"}},
+        ("spec.resources.gpuResourceName", "should match"),
+    ),
+    (
+        "gpu-resource-native",
+        {"spec.resources": {"gpuResourceName": "kubernetes.io/gpu"}},
+        ("spec.resources.gpuResourceName", "kubernetes.io names are native resources"),
+    ),
+    (
+        "gpu-resource-a-url",
+        {"spec.resources": {"gpuResourceName": "http://[::ffff:a9fe:a9fe]/"}},
+        ("spec.resources.gpuResourceName", "should match"),
+    ),
+    (
+        "queue-name-too-long-for-a-label",
+        {"spec.scheduling": {"queueName": "q" * 64}},
+        ("spec.scheduling.queueName", "may not be more than 63 bytes"),
+    ),
 ]
 
 
@@ -156,6 +212,31 @@ def test_there_are_at_least_25_invalid_cases():
 def test_valid_manifest_is_accepted(apply):
     result = apply(VALID)
     assert result.returncode == 0, result.stderr
+
+
+def test_valid_scheduling_is_accepted_and_kept(apply, kubectl, namespace):
+    """Label-shaped keys and values and another vendor's GPU resource pass; the map survives pruning."""
+    selector = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB", "pool": "", "kubernetes.io/arch": "amd64"}
+    tolerations = [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"operator": "Exists"},
+        {"key": "spot", "value": "true", "effect": "NoExecute", "tolerationSeconds": 30},
+    ]
+    doc = _manifest(
+        {
+            "metadata.name": "scheduled",
+            "spec.scheduling": {"nodeSelector": selector, "tolerations": tolerations},
+            "spec.resources": {"gpus": 1, "gpuResourceName": "amd.com/gpu"},
+        }
+    )
+    result = apply(doc, dry_run=False)
+    assert result.returncode == 0, result.stderr
+    got = yaml.safe_load(kubectl("get", "ftj", "scheduled", "-n", namespace, "-o", "yaml").stdout)
+    assert got["spec"]["resources"]["gpuResourceName"] == "amd.com/gpu"
+    assert got["spec"]["scheduling"]["nodeSelector"] == selector
+    assert got["spec"]["scheduling"]["tolerations"] == [
+        {"operator": "Equal", **t} if "operator" not in t else t for t in tolerations
+    ]
 
 
 @pytest.mark.parametrize(("changes", "want_in_error"), [(c, w) for _, c, w in INVALID], ids=[i for i, _, _ in INVALID])

@@ -99,12 +99,23 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
         if len(variants) != 1:
             raise ValueError(f"cannot express a union in a structural schema: {variants}")
-        inner = _resolve(variants[0], defs)
+        # The field's own rules go down with it, so the variant is resolved knowing them.
+        variant = dict(variants[0])
         outer_rules = node.pop("x-kubernetes-validations", [])
-        inner.update({k: v for k, v in node.items() if k != "title"})
         if outer_rules:
-            inner["x-kubernetes-validations"] = inner.get("x-kubernetes-validations", []) + outer_rules
+            variant["x-kubernetes-validations"] = variant.get("x-kubernetes-validations", []) + outer_rules
+        inner = _resolve(variant, defs)
+        inner.update({k: v for k, v in node.items() if k != "title"})
         node = inner
+    if "patternProperties" in node:
+        # A map with constrained keys. Structural schemas have neither patternProperties nor
+        # propertyNames: the values' schema becomes additionalProperties, and the keys are left to
+        # a CEL rule that the model must carry (so a constraint is never dropped in silence).
+        (values,) = node.pop("patternProperties").values()
+        node.pop("propertyNames", None)
+        if not node.get("x-kubernetes-validations"):
+            raise ValueError("a map with constrained keys needs a CEL rule that checks them: structural schemas cannot")
+        node.setdefault("additionalProperties", values)
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if "enum" in node and "type" not in node:

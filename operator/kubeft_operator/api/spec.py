@@ -13,7 +13,20 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from kubeft_operator.api import contract, methods
-from kubeft_operator.api.base import ApiModel, Name, SecretKeyRef, ShortStr, Uri, cel
+from kubeft_operator.api.base import (
+    EXTENDED_RESOURCE_RULES,
+    LABEL_KEY_MSG,
+    LABEL_KEY_RULE,
+    ApiModel,
+    ExtendedResourceName,
+    LabelKey,
+    LabelValue,
+    Name,
+    SecretKeyRef,
+    ShortStr,
+    Uri,
+    cel,
+)
 
 # The PEFT methods, their parameter models and MethodSpec live in their registry (api/methods.py).
 from kubeft_operator.api.methods import MethodSpec
@@ -224,9 +237,20 @@ class TrainingSpec(ApiModel):
 class Toleration(ApiModel):
     """A toleration, as in a Pod spec."""
 
-    key: ShortStr | None = Field(default=None, description="Taint key to tolerate.")
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            ("has(self.key) || self.operator == 'Exists'", "a toleration without a key must use operator Exists"),
+            ("self.operator != 'Exists' || !has(self.value)", "a toleration with operator Exists takes no value"),
+            (
+                "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                "tolerationSeconds is only allowed with effect NoExecute",
+            ),
+        ),
+    }
+
+    key: LabelKey | None = Field(default=None, description="Taint key to tolerate.")
     operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
-    value: ShortStr | None = Field(default=None, description="Taint value, for operator Equal.")
+    value: LabelValue | None = Field(default=None, description="Taint value, for operator Equal.")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None, description="Effect.")
     toleration_seconds: int | None = Field(default=None, description="For NoExecute: how long to stay bound.")
 
@@ -238,19 +262,28 @@ class ResourcesSpec(ApiModel):
     nodes: int = Field(default=1, ge=1, le=1, description="Number of nodes. Only 1 is supported in v1alpha1.")
     cpu: Quantity = Field(default="4", description="CPU request and limit per pod.")
     memory: Quantity = Field(default="32Gi", description="Memory request and limit per pod.")
-    gpu_resource_name: ShortStr = Field(default="nvidia.com/gpu", description="Extended resource name for GPUs.")
+    gpu_resource_name: ExtendedResourceName = Field(
+        default="nvidia.com/gpu",
+        description="Extended resource name for GPUs, such as nvidia.com/gpu or amd.com/gpu.",
+        json_schema_extra=cel(*EXTENDED_RESOURCE_RULES),
+    )
 
 
 class SchedulingSpec(ApiModel):
     """Where and in which queue the trainer runs."""
 
-    node_selector: dict[ShortStr, Annotated[str, StringConstraints(max_length=63)]] | None = Field(
-        default=None, max_length=32, description="Node labels the trainer pod requires, e.g. a GPU product."
+    node_selector: dict[LabelKey, LabelValue] | None = Field(
+        default=None,
+        max_length=32,
+        description="Node labels the trainer pod requires, e.g. a GPU product.",
+        json_schema_extra=cel((LABEL_KEY_RULE, LABEL_KEY_MSG)),
     )
     tolerations: list[Toleration] | None = Field(default=None, max_length=32, description="Taints to tolerate.")
     priority_class_name: Name | None = Field(default=None, description="PriorityClass of the trainer pod.")
-    queue_name: Name | None = Field(
-        default=None, description="Kueue LocalQueue. The Job is created suspended and Kueue admits it."
+    queue_name: Annotated[Name, StringConstraints(max_length=63)] | None = Field(
+        default=None,
+        description="Kueue LocalQueue (at most 63 characters: it becomes a label). The Job is created suspended "
+        "and Kueue admits it.",
     )
 
 
