@@ -263,7 +263,12 @@ class Reconciler:
                 waiting = resolution.wait
             else:
                 resumed_from = resolution.uri
-                job, create_error = await self._create_children(key, owner, spec, current, resume_uri=resumed_from)
+                try:
+                    job, create_error = await self._create_children(key, owner, spec, current, resume_uri=resumed_from)
+                except errors.Invalid as err:
+                    # The API server refuses an object built from this spec (a field its schema
+                    # could not check, such as a label): retrying cannot help, so the run fails.
+                    spec, spec_error = None, f"the API server refused it: {err}"
         elif spec is not None and job is not None:
             job = await self._sync_suspend(key, owner, spec, job)
         elif job is not None:
@@ -378,6 +383,8 @@ class Reconciler:
                     "delete it or give the FineTuneJob another name"
                 )
             return existing, None
+        except errors.Invalid:
+            raise
         except errors.ApiFailure as err:
             return None, str(err)
 

@@ -75,6 +75,8 @@ def _failure(code: int, body: bytes, what: str) -> errors.ApiFailure:
         return errors.AlreadyExists(message, code=code)
     if code == 404:
         return errors.NotFound(message, code=code)
+    if code == 422:
+        return errors.Invalid(message, code=code)
     return errors.ApiFailure(message, code=code)
 
 

@@ -21,3 +21,7 @@ class AlreadyExists(ApiFailure):
 
 class NotFound(ApiFailure):
     """The object is gone (404)."""
+
+
+class Invalid(ApiFailure):
+    """The API server refused the object itself (422 Invalid): sending it again cannot succeed."""

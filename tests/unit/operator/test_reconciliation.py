@@ -209,6 +209,30 @@ def test_creation_failure_is_retried_with_backoff(world):
     assert 0 < asyncio.run(go()) <= 1.0
 
 
+def test_an_object_the_api_server_calls_invalid_fails_the_run_once_without_retrying(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    api.fail_create["Job"] = errors.Invalid(
+        'creating Job team-a/demo-train: spec.template.spec.nodeSelector: Invalid value: "a b"', code=422
+    )
+
+    async def go() -> bool:
+        await rec.reconcile(KEY)
+        timer = KEY in rec._timers
+        rec.close()
+        return timer
+
+    assert asyncio.run(go()) is False, "a 422 is retried"
+    st = api.finetunejob["status"]
+    failed = next(c for c in st["conditions"] if c["type"] == "Failed")
+    assert st["phase"] == "Failed" and failed["reason"] == "InvalidSpec"
+    assert "nodeSelector" in failed["message"] and "refused" in failed["message"]
+    watch_catches_up(api, view)
+    before = len(api.writes)
+    run(rec)
+    assert api.writes[before:] == [], "a failed run is reconciled again"
+
+
 def test_child_owned_by_someone_else_is_not_adopted(world):
     api, view, _, rec = world
     api.finetunejob = view.ftj = finetunejob()
