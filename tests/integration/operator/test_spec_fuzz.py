@@ -270,16 +270,23 @@ def test_fuzzed_specs_are_rejected_clearly_or_handled_without_crash_loop_or_stra
     def settled() -> bool:
         return all(watch.phase(name) in ("Failed", "Suspended") for name in expected)
 
-    cluster.wait_for(settled, timeout=120, interval=1, what=f"every fuzzed job to settle (seed {seed})")
+    try:
+        cluster.wait_for(settled, timeout=120, interval=1, what=f"every fuzzed job to settle (seed {seed})")
+    except AssertionError:
+        spec_of = dict(zip(expected, (spec for spec, _ in sample), strict=True))
+        stuck = {n: (watch.status(n), spec_of[n]) for n in expected if watch.phase(n) not in ("Failed", "Suspended")}
+        raise AssertionError(f"seed {seed}: not settled: {json.dumps(stuck, indent=1, default=str)}") from None
     for name, refused in expected.items():
         status = watch.status(name)
         jobs = watch.items("jobs", name)
         if refused:
             failed = watch.condition(name, "Failed")
-            assert status["phase"] == "Failed" and failed["reason"] == "InvalidSpec", (seed, name, status)
+            assert status["phase"] == "Failed" and failed["reason"] == "InvalidSpec", (
+                f"seed {seed}: {name}: {json.dumps(status)}"
+            )
             assert jobs == [], f"seed {seed}: {name} is refused by policy but has a Job"
         else:
-            assert status["phase"] == "Suspended", (seed, name, status)
+            assert status["phase"] == "Suspended", f"seed {seed}: {name}: {json.dumps(status)}"
             assert len(jobs) == 1 and jobs[0]["spec"]["suspend"] is True
     refused = sum(expected.values())
     print(f"spec fuzzing: of {len(expected)} created, {refused} refused by the operator, {len(expected) - refused} ran")
