@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
 
 from kubeft_operator.api import crd
@@ -81,3 +82,23 @@ def test_immutable_fields_carry_transition_rules():
         assert "self == oldSelf" in rules, field
     for field in ("suspend", "ttlSecondsAfterFinished"):
         assert "x-kubernetes-validations" not in spec["properties"][field]
+
+
+def test_a_map_with_constrained_keys_keeps_its_values_schema_and_needs_a_cel_rule_for_its_keys():
+    """Structural schemas have no patternProperties: the keys' rule must live in CEL, never be dropped."""
+    from pydantic import BaseModel, Field
+
+    from kubeft_operator.api.base import LABEL_KEY_MSG, LABEL_KEY_RULE, LabelKey, LabelValue, cel
+
+    class Checked(BaseModel):
+        labels: dict[LabelKey, LabelValue] = Field(json_schema_extra=cel((LABEL_KEY_RULE, LABEL_KEY_MSG)))
+
+    class Unchecked(BaseModel):
+        labels: dict[LabelKey, LabelValue]
+
+    node = crd._schema_for(Checked)["properties"]["labels"]
+    assert "patternProperties" not in node and "propertyNames" not in node
+    assert node["additionalProperties"]["maxLength"] == 63 and "pattern" in node["additionalProperties"]
+    assert node["x-kubernetes-validations"][0]["rule"] == LABEL_KEY_RULE
+    with pytest.raises(ValueError, match="needs a CEL rule"):
+        crd._schema_for(Unchecked)
