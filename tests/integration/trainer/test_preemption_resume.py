@@ -88,3 +88,47 @@ def test_sigterm_checkpoint_then_resume_matches_an_uninterrupted_run(
 
 def proc_alive(proc: subprocess.Popen[bytes]) -> bool:
     return proc.poll() is None
+
+
+def test_sigterm_with_long_gradient_accumulation_and_epoch_evaluation_checkpoints_well_inside_the_grace_period(
+    s3: S3, tiny: dict[str, pathlib.Path], write_config: Callable[..., pathlib.Path], trainer_env: pathlib.Path
+) -> None:
+    """16 micro-batches per step and an evaluation per epoch (5 steps): the SIGTERM lands mid-epoch and
+    is honoured after the current micro-batch, the evaluation that the epoch's end would run is
+    skipped, and the checkpoint is COMPLETE in S3 long before the 300 s grace period (the time is
+    measured and printed)."""
+    data = records.write(trainer_env / "text.jsonl", records.all_shapes(160, seed=3))
+    spec = spec_doc(s3, model=tiny["causal-lm"], data=data, task="CAUSAL_LM", fields={"text": "text"})
+    spec["dataset"]["validationFraction"] = 0.5
+    spec = merge(
+        spec,
+        {
+            "output": {"s3": {"uri": s3.uri("a")}},
+            "training": {
+                "maxSteps": 400,
+                "batchSize": 1,
+                "gradientAccumulationSteps": 16,
+                "checkpointSteps": 2,
+                "evaluation": {"strategy": "epoch"},
+            },
+        },
+    )
+    path = write_config(spec, name="accumulating")
+    env = {**os.environ, **s3.env()}
+    proc = launch(path, workdir=trainer_env / "pod", log=trainer_env / "pod.log", env=env)
+    while proc_alive(proc) and f"{CHECKPOINTS}/checkpoint-2/COMPLETE" not in s3.keys(CHECKPOINTS):
+        time.sleep(0.05)
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=300)
+    took = time.monotonic() - signalled
+    log = (trainer_env / "pod.log").read_text()
+    print(f"SIGTERM to a COMPLETE checkpoint and exit, 16 micro-batches per step: {took:.1f} s (grace 300 s)")
+
+    assert rc == 143, log[-3000:]
+    stopped = termination(trainer_env)
+    assert stopped["reason"] == "Preempted"
+    assert f"{CHECKPOINTS}/checkpoint-{stopped['step']}/COMPLETE" in s3.keys(CHECKPOINTS)
+    after = log[log.index("SIGTERM: saving step") :]
+    assert "eval_loss" not in after, "an evaluation ran on the way out"
+    assert took < 60, f"{took:.1f} s from SIGTERM to exit"

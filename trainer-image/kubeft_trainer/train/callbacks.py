@@ -168,22 +168,50 @@ class Checkpoints(transformers.TrainerCallback):
 
 
 class StopOnPreemption(transformers.TrainerCallback):
-    """Turns a SIGTERM flag into save-and-stop at the end of the current step, on every rank at once."""
+    """Turns a SIGTERM flag into save-and-stop within one micro-batch, on every rank at once.
+
+    The flag is checked after every micro-batch, not only after an optimizer step: with
+    ``gradientAccumulationSteps: 16`` a step is 16 forward/backward passes, and the grace period
+    must not wait for them. A stop between micro-batches drops the partial gradients and saves the
+    last completed step; the retry redoes those micro-batches. On the way out nothing else runs:
+    no evaluation (per step or per epoch) and no second save of a step already saved.
+    """
 
     def __init__(self, flag: preemption.Preemption) -> None:
         self.flag = flag
         self.step: int | None = None
+        self.saved_step: int | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.flag.training = True
+        # A resumed run starts at its checkpoint's step, which is saved already.
+        self.saved_step = state.global_step
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.flag.training = False
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._requested():
+        self._maybe_stop(state, control)
+
+    def on_substep_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # The Trainer saves only at step and epoch ends; on_epoch_end below saves this one.
+        self._maybe_stop(state, control)
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.step is not None:
+            control.should_evaluate = False
+            control.should_save = self.saved_step != state.global_step
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.saved_step = state.global_step
+
+    def _maybe_stop(self, state: Any, control: Any) -> None:
+        if self.step is None and self._requested():
             self.step = state.global_step
-            control.should_save = True
+            log.info("SIGTERM: saving step %d and stopping", state.global_step)
+        if self.step is not None:
+            control.should_evaluate = False
+            control.should_save = self.saved_step != state.global_step
             control.should_training_stop = True
 
     def _requested(self) -> bool:

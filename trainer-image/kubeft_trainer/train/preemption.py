@@ -3,8 +3,8 @@
 Kubernetes sends SIGTERM on preemption, eviction and node drain, then SIGKILL after the grace
 period. Before training starts there is nothing to save, so the handler raises
 :class:`~kubeft_trainer.errors.Preempted` at once; during training it only raises a flag that
-:class:`kubeft_trainer.train.callbacks.StopOnPreemption` turns into save-and-stop at the end of
-the current step. Installed by :mod:`kubeft_trainer.pipeline`.
+:class:`kubeft_trainer.train.callbacks.StopOnPreemption` turns into save-and-stop after the
+current micro-batch. Installed by :mod:`kubeft_trainer.pipeline`.
 """
 
 from __future__ import annotations
@@ -42,4 +42,4 @@ class Preemption:
         if not self.training:
             raise errors.Preempted("SIGTERM outside the training loop; the retry resumes from the last checkpoint")
         if first:
-            log.warning("SIGTERM: saving a checkpoint at the end of this step, then exiting")
+            log.warning("SIGTERM: saving a checkpoint after this micro-batch, then exiting")

@@ -1,0 +1,89 @@
+"""SIGTERM stops within one micro-batch, saves the last completed step once, and evaluates nothing on the way out.
+
+The callback gets transformers' own TrainerState and TrainerControl, and DefaultFlowCallback runs
+before it as in a Trainer, so the flags are the ones the Trainer's loop reads.
+"""
+
+from __future__ import annotations
+
+import transformers
+
+from kubeft_trainer.train import callbacks, preemption
+
+
+def _setup(*, global_step: int = 0, eval_strategy: str = "epoch") -> tuple[object, ...]:
+    args = transformers.TrainingArguments(
+        output_dir="/nonexistent",
+        eval_strategy=eval_strategy,
+        eval_steps=1,
+        save_strategy="epoch",
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+    )
+    state = transformers.TrainerState(global_step=global_step, max_steps=100)
+    control = transformers.TrainerControl()
+    flag = preemption.Preemption()
+    stop = callbacks.StopOnPreemption(flag)
+    handler = transformers.trainer_callback.CallbackHandler(
+        [transformers.trainer_callback.DefaultFlowCallback, stop], None, None, None, None
+    )
+    handler.on_train_begin(args, state, control)
+    return args, state, control, flag, stop, handler
+
+
+def test_without_a_signal_nothing_changes():
+    args, state, control, _, stop, handler = _setup(global_step=4)
+    control = handler.on_substep_end(args, state, control)
+    assert not control.should_training_stop and not control.should_save
+    assert stop.step is None
+
+
+def test_a_signal_between_micro_batches_stops_there_and_saves_the_last_completed_step_once():
+    args, state, control, flag, stop, handler = _setup()
+    state.global_step = 7  # steps 1-7 completed; the 8th is accumulating
+    flag.requested = True
+
+    control = handler.on_substep_end(args, state, control)
+
+    assert control.should_training_stop, "the loop must break after this micro-batch, not after 16"
+    assert control.should_save and not control.should_evaluate
+    assert stop.step == 7
+
+    # The loop breaks; the epoch ends: the epoch's evaluation is skipped and the step saved once.
+    control = handler.on_epoch_end(args, state, control)
+    assert control.should_save and not control.should_evaluate
+    control = handler.on_save(args, state, control)
+    assert stop.saved_step == 7
+    control = handler.on_epoch_end(args, state, control)
+    assert not control.should_save and not control.should_evaluate
+
+
+def test_a_signal_at_a_step_end_skips_that_steps_evaluation_and_saves():
+    args, state, control, flag, stop, handler = _setup(eval_strategy="steps")
+    state.global_step = 3
+    flag.requested = True
+
+    control = handler.on_step_end(args, state, control)
+
+    assert control.should_training_stop and control.should_save
+    assert not control.should_evaluate, "eval_steps=1 asked for an evaluation; on the way out it is skipped"
+    assert stop.step == 3
+
+
+def test_a_signal_before_the_first_step_saves_nothing():
+    args, state, control, flag, stop, handler = _setup()
+    flag.requested = True
+    control = handler.on_substep_end(args, state, control)
+    control = handler.on_epoch_end(args, state, control)
+    assert control.should_training_stop and not control.should_save
+    assert stop.step == 0
+
+
+def test_a_resumed_run_stopped_before_its_next_step_does_not_save_its_checkpoint_again():
+    args, state, control, flag, stop, handler = _setup(global_step=30)
+    flag.requested = True
+    control = handler.on_substep_end(args, state, control)
+    control = handler.on_epoch_end(args, state, control)
+    assert control.should_training_stop and not control.should_save
+    assert stop.step == 30
