@@ -12,6 +12,7 @@ subprocess. :func:`Settings.from_env` is called by the startup handler in
 | ``KUBEFT_TRAINER_ENV`` | JSON object of extra plain env vars for trainer pods | ``{}`` |
 | ``KUBEFT_TRAINER_DEFAULT_GPUS``, ``_CPU``, ``_MEMORY`` | resources ``spec.resources`` leaves out | 1, 4, 32Gi |
 | ``KUBEFT_HF_CACHE_CLAIM`` | PersistentVolumeClaim mounted at ``HF_HOME`` instead of an emptyDir | unset |
+| ``KUBEFT_TRAINER_TERMINATION_GRACE_SECONDS`` | SIGTERM to SIGKILL for trainer pods (to checkpoint) | 300 |
 | ``KUBEFT_METRICS_PORT`` | Prometheus ``/metrics`` port; 0 turns it off | 9090 |
 | ``KUBEFT_PEERING_PRIORITY`` | kopf peering priority; unset: random, so replicas never tie | random |
 | ``KUBEFT_ALLOW_PRIVATE_ENDPOINTS`` | allow S3/Hub endpoints on loopback and private addresses | ``false`` |
@@ -48,6 +49,9 @@ class Settings:
     default_cpu: str = "4"
     default_memory: str = "32Gi"
     hf_cache_claim: str | None = None
+    # SIGTERM (preemption, eviction, drain, suspend) to SIGKILL: the trainer saves and uploads a
+    # checkpoint in that time, which takes longer than Kubernetes' default 30 s for large adapters.
+    termination_grace_seconds: int = 300
     metrics_port: int = 9090
     peering_priority: int | None = None
     allow_private_endpoints: bool = False
@@ -77,6 +81,9 @@ class Settings:
             default_cpu=env.get("KUBEFT_TRAINER_DEFAULT_CPU") or base.default_cpu,
             default_memory=env.get("KUBEFT_TRAINER_DEFAULT_MEMORY") or base.default_memory,
             hf_cache_claim=env.get("KUBEFT_HF_CACHE_CLAIM") or None,
+            termination_grace_seconds=_int(
+                env, "KUBEFT_TRAINER_TERMINATION_GRACE_SECONDS", base.termination_grace_seconds
+            ),
             metrics_port=_int(env, "KUBEFT_METRICS_PORT", base.metrics_port),
             peering_priority=_int(env, "KUBEFT_PEERING_PRIORITY", None),
             allow_private_endpoints=_bool(env, "KUBEFT_ALLOW_PRIVATE_ENDPOINTS"),

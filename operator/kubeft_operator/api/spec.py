@@ -461,8 +461,8 @@ class FineTuneJobSpec(ApiModel):
         default=3,
         ge=0,
         le=20,
-        description="Retries after infrastructure failures (eviction, preemption, node loss). "
-        "Configuration errors are never retried.",
+        description="Retries after failures such as a crash or node loss. Configuration errors are never "
+        "retried; a preempted, evicted or drained pod is retried without counting.",
     )
 
 

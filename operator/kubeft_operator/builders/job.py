@@ -3,7 +3,8 @@
 The Job follows the operator -> trainer contract of docs/DESIGN.md: container ``trainer``
 launched by ``accelerate`` (through ``kubeft_trainer.launch``), config file mounted from
 ``NAME-config``, credentials only as ``secretKeyRef``, exit codes 64/65 fail the Job at once
-through ``podFailurePolicy``, anything else counts toward ``backoffLimit = spec.retryLimit``.
+through ``podFailurePolicy``, a disrupted pod (preempted, evicted, drained) is retried without
+counting, anything else counts toward ``backoffLimit = spec.retryLimit``.
 The pod meets the "restricted" Pod Security Standard. Once created, the pod template is never
 rewritten (Kueue may have injected node selectors into it); only ``spec.suspend`` is patched, by
 :func:`suspend_patch`.
@@ -120,6 +121,7 @@ def pod_spec(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: con
     }
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": settings.termination_grace_seconds,
         "serviceAccountName": meta.trainer_name(owner.name),
         "automountServiceAccountToken": True,
         "enableServiceLinks": False,
@@ -154,6 +156,9 @@ def build(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, settings: con
         "suspend": spec.suspend or queue is not None,
         "podFailurePolicy": {
             "rules": [
+                # Preemption, eviction and node drain are the normal life of a job on a shared
+                # cluster: the pod checkpointed on SIGTERM, and its retry must not use up retryLimit.
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
                 {
                     "action": "FailJob",
                     "onExitCodes": {
@@ -161,7 +166,7 @@ def build(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, settings: con
                         "operator": "In",
                         "values": list(NO_RETRY_EXIT_CODES),
                     },
-                }
+                },
             ]
         },
         "template": {

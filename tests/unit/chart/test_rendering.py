@@ -102,6 +102,12 @@ def test_trainer_env_reaches_the_operator_as_a_json_object_of_strings() -> None:
     assert json.loads(env["KUBEFT_TRAINER_ENV"]) == {"HF_HUB_OFFLINE": "1", "QUOTED": 'a"b'}
 
 
+def test_the_trainer_grace_period_reaches_the_operator() -> None:
+    assert _env()["KUBEFT_TRAINER_TERMINATION_GRACE_SECONDS"] == "300"
+    env = _env("--set", "trainer.terminationGracePeriodSeconds=900")
+    assert env["KUBEFT_TRAINER_TERMINATION_GRACE_SECONDS"] == "900"
+
+
 def test_hf_cache_claim_reaches_the_operator_only_when_set() -> None:
     assert "KUBEFT_HF_CACHE_CLAIM" not in _env()
     assert _env("--set", "trainer.hfCacheClaim=hf-cache")["KUBEFT_HF_CACHE_CLAIM"] == "hf-cache"

@@ -25,6 +25,7 @@ def test_environment_overrides_each_setting():
             "KUBEFT_TRAINER_DEFAULT_CPU": "2",
             "KUBEFT_TRAINER_DEFAULT_MEMORY": "8Gi",
             "KUBEFT_HF_CACHE_CLAIM": "hf",
+            "KUBEFT_TRAINER_TERMINATION_GRACE_SECONDS": "900",
             "KUBEFT_METRICS_PORT": "0",
             "KUBEFT_PEERING_PRIORITY": "7",
         }
@@ -38,6 +39,7 @@ def test_environment_overrides_each_setting():
         default_cpu="2",
         default_memory="8Gi",
         hf_cache_claim="hf",
+        termination_grace_seconds=900,
         metrics_port=0,
         peering_priority=7,
     )
@@ -53,6 +55,7 @@ def test_environment_overrides_each_setting():
         ("KUBEFT_TRAINER_DEFAULT_GPUS", "-1"),
         ("KUBEFT_TRAINER_DEFAULT_MEMORY", "a lot"),
         ("KUBEFT_TRAINER_IMAGE_PULL_POLICY", "Sometimes"),
+        ("KUBEFT_TRAINER_TERMINATION_GRACE_SECONDS", "5m"),
     ],
 )
 def test_malformed_variable_is_named_in_the_error(variable, value):

@@ -39,16 +39,18 @@ WANT_MINIMAL_JOB = {
         "suspend": False,
         "podFailurePolicy": {
             "rules": [
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
                 {
                     "action": "FailJob",
                     "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [64, 65]},
-                }
+                },
             ]
         },
         "template": {
             "metadata": {"labels": LABELS},
             "spec": {
                 "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 300,
                 "serviceAccountName": "demo-trainer",
                 "automountServiceAccountToken": True,
                 "enableServiceLinks": False,
@@ -239,6 +241,18 @@ def test_image_comes_from_the_spec_or_the_operator_default():
     assert container(build(settings))["image"] == "registry.local/trainer:dev"
     assert container(build(settings))["imagePullPolicy"] == "Never"
     assert container(build(settings, image="mine:1"))["image"] == "mine:1"
+
+
+def test_the_grace_period_is_the_operators_setting():
+    assert pod_spec(build(config.Settings(termination_grace_seconds=1200)))["terminationGracePeriodSeconds"] == 1200
+
+
+def test_a_disrupted_pod_is_retried_without_counting_and_user_errors_fail_at_once():
+    """Preemption, eviction and drain mark the pod DisruptionTarget; Ignore keeps them off retryLimit.
+    The rule comes first: a disrupted pod's SIGTERM exit (143) must never count as a failure."""
+    rules = build()["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["values"] == [64, 65]
 
 
 def test_model_cache_uses_the_operator_claim_when_configured():
