@@ -29,12 +29,14 @@ import pydantic
 
 from kubeft_operator import config, metrics, status
 from kubeft_operator.api import spec as spec_models
-from kubeft_operator.builders import children, defaults, endpoints, event, images, meta, resume, verify
+from kubeft_operator.builders import children, defaults, endpoints, event, images, kueue, meta, resume, verify
 from kubeft_operator.builders import job as job_builder
 from kubeft_operator.k8s import errors
 
 Key = tuple[str, str]
 MAX_BACKOFF_SECONDS = 300.0
+# How soon to look again for the Workload Kueue has not created yet, when it must be deactivated.
+WORKLOAD_POLL_SECONDS = 2.0
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,12 @@ class Api(Protocol):
     async def delete_finetunejob(self, namespace: str, name: str) -> None: ...
 
     async def post_event(self, event: dict[str, Any]) -> None: ...
+
+    async def list_workloads(self, namespace: str, job_uid: str) -> tuple[str, list[dict[str, Any]]] | None: ...
+
+    async def patch_workload(
+        self, api_version: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]: ...
 
 
 class View(Protocol):
@@ -116,6 +124,8 @@ class Reconciler:
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
         self._phases: dict[Key, str] = {}
+        # (Job uid, active) that Kueue's Workload of a queued job was last seen or made to say.
+        self._workloads: dict[Key, tuple[str, bool]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------------- entry points
@@ -149,6 +159,7 @@ class Reconciler:
         self._checkpoints.pop(key, None)
         self._failures.pop(key, None)
         self._phases.pop(key, None)
+        self._workloads.pop(key, None)
         lock = self._locks.get(key)
         if lock is not None and not lock.locked():
             del self._locks[key]
@@ -254,7 +265,7 @@ class Reconciler:
 
         spec, spec_error = self._parse_cached(key, body)
         job = self._job(key, owner.uid)
-        create_error = waiting = resumed_from = None
+        create_error = waiting = resumed_from = wake = None
         if spec is not None and job is None:
             resolution = await self._resolve_resume(owner, spec)
             if resolution.refused is not None:
@@ -270,11 +281,11 @@ class Reconciler:
                     # could not check, such as a label): retrying cannot help, so the run fails.
                     spec, spec_error = None, f"the API server refused it: {err}"
         elif spec is not None and job is not None:
-            job = await self._sync_suspend(key, owner, spec, job)
+            job, wake = await self._sync_suspend(key, owner, spec, job)
         elif job is not None:
             # The spec is refused now (an operator upgrade, a policy made stricter) while its trainer
             # may be running: stop it in this reconcile; the Failed condition says why.
-            job = await self._stop(key, owner, job)
+            job, wake = await self._stop(key, owner, job, queued=self._queued(key))
         pods = self._view.pods(key) if job is not None else ()
         verify_reason = verify.reason(spec, self._settings) if spec is not None else None
         verify_job = None
@@ -320,7 +331,8 @@ class Reconciler:
         self._failures.pop(key, None)
         if status.is_terminal(new):
             return await self._expire(owner, {**body, "status": new}, now=now)
-        return result.requeue_after
+        waits = [w for w in (result.requeue_after, wake) if w is not None]
+        return min(waits) if waits else None
 
     async def _resolve_resume(self, owner: meta.Owner, spec: spec_models.FineTuneJobSpec) -> resume.Resolution:
         """Read the FineTuneJob that spec.resumeFrom.job names (one GET), then decide; see builders.resume."""
@@ -407,16 +419,62 @@ class Reconciler:
 
     async def _sync_suspend(
         self, key: Key, owner: meta.Owner, spec: spec_models.FineTuneJobSpec, job: Mapping[str, Any]
-    ) -> Mapping[str, Any]:
+    ) -> tuple[Mapping[str, Any], float | None]:
+        """Bring the run in line with ``spec.suspend``: through Kueue's Workload when Kueue admits the
+        Job (builders/kueue.py says why), else on the Job itself. Returns the Job and when to look again."""
+        if kueue.queued(spec):
+            done = await self._sync_workload(key, owner, job, active=not spec.suspend)
+            if done is not None:
+                return job, done or None
         patch = job_builder.suspend_patch(spec, dict(job))
-        return job if patch is None else await self._patch_job(key, owner, patch)
+        return (job if patch is None else await self._patch_job(key, owner, patch)), None
 
-    async def _stop(self, key: Key, owner: meta.Owner, job: Mapping[str, Any]) -> Mapping[str, Any]:
+    async def _stop(
+        self, key: Key, owner: meta.Owner, job: Mapping[str, Any], *, queued: bool
+    ) -> tuple[Mapping[str, Any], float | None]:
         patch = job_builder.stop_patch(dict(job))
         if patch is None:
-            return job
+            return job, None
         logger.warning("FineTuneJob %s/%s: its spec is refused now; suspending its Job", owner.namespace, owner.name)
-        return await self._patch_job(key, owner, patch)
+        if queued:
+            done = await self._sync_workload(key, owner, job, active=False)
+            if done is not None:
+                return job, done or None
+        return await self._patch_job(key, owner, patch), None
+
+    async def _sync_workload(
+        self, key: Key, owner: meta.Owner, job: Mapping[str, Any], *, active: bool
+    ) -> float | None:
+        """Make Kueue's Workload of ``job`` active or not. None: the cluster has no Kueue (the caller
+        acts on the Job, which nothing else then writes); 0: done; else seconds until the next look,
+        while Kueue has not created the Workload of a Job that must not run."""
+        job_uid = str(job.get("metadata", {}).get("uid") or "")
+        if self._workloads.get(key) == (job_uid, active):
+            return 0.0
+        if active and not job.get("spec", {}).get("suspend"):
+            return 0.0  # running, so admitted and active; only a suspended Job may wait on us
+        found = await self._api.list_workloads(owner.namespace, job_uid)
+        if found is None:
+            return None
+        api_version, items = found
+        workload = kueue.workload_of(items, job_uid)
+        if workload is None:
+            if active:  # Kueue creates it active
+                self._workloads[key] = (job_uid, True)
+                return 0.0
+            return WORKLOAD_POLL_SECONDS
+        patch = kueue.active_patch(workload, active=active)
+        if patch is not None:
+            name = workload["metadata"]["name"]
+            await self._api.patch_workload(api_version, owner.namespace, name, patch)
+            logger.info("FineTuneJob %s/%s: Kueue Workload %s set active=%s", owner.namespace, owner.name, name, active)
+        self._workloads[key] = (job_uid, active)
+        return 0.0
+
+    def _queued(self, key: Key) -> bool:
+        """Whether the refused spec of this job named a Kueue queue (read from the raw spec: it does not parse)."""
+        body = self._finetunejob(key) or {}
+        return bool(((body.get("spec") or {}).get("scheduling") or {}).get("queueName"))
 
     async def _patch_job(self, key: Key, owner: meta.Owner, patch: dict[str, Any]) -> Mapping[str, Any]:
         updated = status.job_view(await self._api.patch_job(owner.namespace, meta.job_name(owner.name), patch))

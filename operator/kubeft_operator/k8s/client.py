@@ -29,6 +29,7 @@ import urllib3
 
 from kubeft_operator import metrics
 from kubeft_operator.api import contract, crd
+from kubeft_operator.builders import kueue
 from kubeft_operator.k8s import errors
 
 CONNECTIONS = 8
@@ -45,6 +46,8 @@ RESOURCES: dict[tuple[str, str], tuple[str, str, bool]] = {
     ("batch/v1", "Job"): ("/apis/batch/v1", "jobs", True),
     (contract.API_VERSION, crd.KIND): (f"/apis/{contract.API_VERSION}", crd.PLURAL, True),
     ("kopf.dev/v1", "KopfPeering"): ("/apis/kopf.dev/v1", "kopfpeerings", True),
+    ("kueue.x-k8s.io/v1beta2", "Workload"): ("/apis/kueue.x-k8s.io/v1beta2", "workloads", True),
+    ("kueue.x-k8s.io/v1beta1", "Workload"): ("/apis/kueue.x-k8s.io/v1beta1", "workloads", True),
     ("kopf.dev/v1", "ClusterKopfPeering"): ("/apis/kopf.dev/v1", "clusterkopfpeerings", False),
 }
 
@@ -179,6 +182,35 @@ class Api:
             "PATCH",
             resource,
             f"patching Job {namespace}/{name}",
+            body=patch,
+            content_type=MERGE_PATCH,
+            query=[("fieldManager", FIELD_MANAGER)],
+        )
+
+    async def list_workloads(self, namespace: str, job_uid: str) -> tuple[str, list[dict[str, Any]]] | None:
+        """Kueue's Workloads labelled with a Job's uid, and the API version that served them; None when
+        the cluster has no Kueue (no version of the Workload API is served)."""
+        for api_version in kueue.WORKLOAD_VERSIONS:
+            try:
+                found = await self._call(
+                    "GET",
+                    path(api_version, "Workload", namespace),
+                    f"listing Kueue Workloads in {namespace}",
+                    query=[("labelSelector", f"{kueue.JOB_UID_LABEL}={job_uid}")],
+                )
+            except errors.NotFound:
+                continue
+            return api_version, list(found.get("items") or [])
+        return None
+
+    async def patch_workload(
+        self, api_version: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        metrics.API_WRITES.labels(verb="patch", kind="Workload").inc()
+        return await self._call(
+            "PATCH",
+            path(api_version, "Workload", namespace, name),
+            f"patching Kueue Workload {namespace}/{name}",
             body=patch,
             content_type=MERGE_PATCH,
             query=[("fieldManager", FIELD_MANAGER)],

@@ -23,6 +23,11 @@ from kubeft_operator.k8s import client, errors
             ("rbac.authorization.k8s.io/v1", "RoleBinding", "t"),
             "/apis/rbac.authorization.k8s.io/v1/namespaces/t/rolebindings",
         ),
+        (
+            ("kueue.x-k8s.io/v1beta2", "Workload", "t", "job-demo-train-1a2b3"),
+            "/apis/kueue.x-k8s.io/v1beta2/namespaces/t/workloads/job-demo-train-1a2b3",
+        ),
+        (("kueue.x-k8s.io/v1beta1", "Workload", "t"), "/apis/kueue.x-k8s.io/v1beta1/namespaces/t/workloads"),
     ],
 )
 def test_paths(args: tuple, want: str) -> None:

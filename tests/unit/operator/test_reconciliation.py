@@ -29,6 +29,8 @@ class FakeApi:
         self.finetunejob: dict[str, Any] | None = None
         # Other FineTuneJobs of the namespace, by name (what spec.resumeFrom.job may name).
         self.others: dict[str, dict[str, Any]] = {}
+        # Kueue's Workloads; None: no Kueue in the cluster (the Workload API is not served).
+        self.workloads: list[dict[str, Any]] | None = []
         self._rv = 100
 
     def _next_rv(self) -> str:
@@ -77,6 +79,33 @@ class FakeApi:
     async def post_event(self, event: dict[str, Any]) -> None:
         self.writes.append(("create", "Event", event["reason"]))
         self.events.append(event)
+
+    async def list_workloads(self, namespace: str, job_uid: str) -> tuple[str, list[dict[str, Any]]] | None:
+        self.writes.append(("list", "Workload", job_uid))  # a read, recorded to count the lookups
+        if self.workloads is None:
+            return None
+        label = "kueue.x-k8s.io/job-uid"
+        return "kueue.x-k8s.io/v1beta2", [copy.deepcopy(w) for w in self.workloads if w["labels"][label] == job_uid]
+
+    async def patch_workload(
+        self, api_version: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.writes.append(("patch", "Workload", name))
+        (workload,) = [w for w in self.workloads or [] if w["metadata"]["name"] == name]
+        workload.setdefault("spec", {}).update(patch["spec"])
+        return copy.deepcopy(workload)
+
+    def kueue_admits(self, job_name: str) -> dict[str, Any]:
+        """What Kueue does for a queued Job: a Workload owned by it (active by default)."""
+        job = self.objects["Job", job_name]
+        uid = job["metadata"]["uid"]
+        workload = {
+            "metadata": {"name": f"job-{job_name}-1a2b3", "ownerReferences": [{"uid": uid, "controller": True}]},
+            "labels": {"kueue.x-k8s.io/job-uid": uid},
+            "spec": {},
+        }
+        self.workloads = [*(self.workloads or []), workload]
+        return workload
 
 
 class FakeView:
@@ -303,6 +332,102 @@ def test_kueue_queued_job_is_not_resumed_by_the_operator(world):
     run(rec)
     assert ("patch", "Job", "demo-train") not in api.writes
     assert api.finetunejob["status"]["phase"] == "Queued"
+
+
+def _queued_and_admitted(world: Any) -> tuple[FakeApi, FakeView, reconciler.Reconciler, dict[str, Any]]:
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"scheduling": {"queueName": "q"}})
+    run(rec, close=False)
+    workload = api.kueue_admits("demo-train")
+    api.objects["Job", "demo-train"]["spec"]["suspend"] = False  # Kueue admitted it
+    watch_catches_up(api, view)
+    run(rec, close=False)
+    return api, view, rec, workload
+
+
+def test_user_suspend_of_an_admitted_queued_job_goes_through_kueues_workload_not_the_job(world):
+    """Kueue owns a queued Job's spec.suspend; patching it would make the two take turns."""
+    api, view, rec, workload = _queued_and_admitted(world)
+    api.finetunejob["spec"]["suspend"] = True
+    api.finetunejob["metadata"]["generation"] = 2
+    watch_catches_up(api, view)
+    run(rec, close=False)
+
+    assert ("patch", "Job", "demo-train") not in api.writes
+    assert ("patch", "Workload", workload["metadata"]["name"]) in api.writes
+    assert api.workloads is not None and api.workloads[0]["spec"]["active"] is False
+
+    # Kueue evicts the inactive Workload and suspends the Job; then nothing more is written.
+    api.objects["Job", "demo-train"]["spec"]["suspend"] = True
+    watch_catches_up(api, view)
+    run(rec, close=False)
+    assert api.finetunejob["status"]["phase"] == "Suspended"
+    writes = len(api.writes)
+    run(rec, close=False)
+    assert api.writes[writes:] == [], "a settled suspended job writes (or looks up) nothing"
+
+    # Resuming activates the Workload again; Kueue queues and admits it.
+    api.finetunejob["spec"]["suspend"] = False
+    api.finetunejob["metadata"]["generation"] = 3
+    watch_catches_up(api, view)
+    run(rec)
+    assert api.workloads[0]["spec"]["active"] is True
+    assert ("patch", "Job", "demo-train") not in api.writes
+
+
+def test_a_running_queued_job_costs_no_workload_lookup(world):
+    api, _, _, _ = world
+    _queued_and_admitted(world)
+    assert not [w for w in api.writes if w[1] == "Workload"]
+
+
+def test_suspend_before_kueue_made_the_workload_waits_for_it_and_never_touches_the_job(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"scheduling": {"queueName": "q"}, "suspend": True})
+
+    async def go() -> float | None:
+        await rec.reconcile(KEY)
+        watch_catches_up(api, view)
+        return await rec._reconcile(KEY)
+
+    wake = asyncio.run(go())
+    assert wake == reconciler.WORKLOAD_POLL_SECONDS
+    workload = api.kueue_admits("demo-train")
+    run(rec)
+    assert api.workloads is not None and api.workloads[0]["spec"]["active"] is False
+    assert ("patch", "Workload", workload["metadata"]["name"]) in api.writes
+    assert ("patch", "Job", "demo-train") not in api.writes
+
+
+def test_a_queued_running_job_whose_spec_is_refused_now_is_stopped_through_its_workload():
+    api, view, clock = FakeApi(), FakeView(), Clock()
+    private = {"storage": {"endpoint": "http://10.0.3.7:9000"}, "scheduling": {"queueName": "q"}}
+    lenient = reconciler.Reconciler(
+        api, view, config.Settings(allow_private_endpoints=True), instance="test", clock=clock
+    )
+    api.finetunejob = view.ftj = finetunejob(spec_patch=private)
+    run(lenient)
+    workload = api.kueue_admits("demo-train")
+    api.objects["Job", "demo-train"]["spec"]["suspend"] = False
+    watch_catches_up(api, view)
+
+    strict = reconciler.Reconciler(api, view, config.Settings(), instance="test", clock=clock)
+    run(strict)
+    assert api.workloads is not None and api.workloads[0]["spec"]["active"] is False
+    assert ("patch", "Workload", workload["metadata"]["name"]) in api.writes
+    assert ("patch", "Job", "demo-train") not in api.writes
+    assert api.finetunejob["status"]["phase"] == "Failed"
+
+
+def test_without_kueue_a_queued_job_is_suspended_on_the_job_itself(world):
+    """No Workload API is served: nothing admits the Job, so nothing can race a suspend on it."""
+    api, view, rec, _ = _queued_and_admitted(world)
+    api.workloads = None
+    api.finetunejob["spec"]["suspend"] = True
+    api.finetunejob["metadata"]["generation"] = 2
+    watch_catches_up(api, view)
+    run(rec)
+    assert api.objects["Job", "demo-train"]["spec"]["suspend"] is True
 
 
 def test_finished_finetunejob_is_deleted_once_its_ttl_is_over(world):
