@@ -10,6 +10,8 @@ subprocess. :func:`Settings.from_env` is called by the startup handler in
 | ``KUBEFT_TRAINER_IMAGE_PULL_POLICY`` | pull policy of trainer pods | ``IfNotPresent`` |
 | ``KUBEFT_TRAINER_COMMAND`` | JSON list replacing the ``accelerate launch`` launcher | unset |
 | ``KUBEFT_TRAINER_ENV`` | JSON object of extra plain env vars for trainer pods | ``{}`` |
+| ``KUBEFT_TRAINER_IMAGE_PULL_SECRETS`` | JSON list of Secret names trainer pods pull with | ``[]`` |
+| ``KUBEFT_TRAINER_SERVICE_ACCOUNT_ANNOTATIONS`` | JSON object of annotations on each trainer SA | ``{}`` |
 | ``KUBEFT_TRAINER_DEFAULT_GPUS``, ``_CPU``, ``_MEMORY`` | resources ``spec.resources`` leaves out | 1, 4, 32Gi |
 | ``KUBEFT_HF_CACHE_CLAIM`` | PersistentVolumeClaim mounted at ``HF_HOME`` instead of an emptyDir | unset |
 | ``KUBEFT_TRAINER_TERMINATION_GRACE_SECONDS`` | SIGTERM to SIGKILL for trainer pods (to checkpoint) | 300 |
@@ -45,6 +47,11 @@ class Settings:
     # None: `python -m kubeft_trainer.launch --num_processes N -m kubeft_trainer` (accelerate launch).
     trainer_command: tuple[str, ...] | None = None
     trainer_env: tuple[tuple[str, str], ...] = ()
+    # Secrets (in each job's namespace) that trainer and verify pods pull their image with.
+    trainer_image_pull_secrets: tuple[str, ...] = ()
+    # On each job's NAME-trainer ServiceAccount: workload identity (IRSA, GKE, Azure), so the
+    # trainer reaches object storage without keys in a Secret.
+    trainer_service_account_annotations: tuple[tuple[str, str], ...] = ()
     default_gpus: int = 1
     default_cpu: str = "4"
     default_memory: str = "32Gi"
@@ -76,7 +83,11 @@ class Settings:
             trainer_image=env.get("KUBEFT_TRAINER_IMAGE") or base.trainer_image,
             trainer_image_pull_policy=pull_policy,
             trainer_command=_command(env.get("KUBEFT_TRAINER_COMMAND")),
-            trainer_env=_plain_env(env.get("KUBEFT_TRAINER_ENV")),
+            trainer_env=_string_map(env, "KUBEFT_TRAINER_ENV", '{"HF_HUB_OFFLINE": "1"}'),
+            trainer_image_pull_secrets=_names(env, "KUBEFT_TRAINER_IMAGE_PULL_SECRETS"),
+            trainer_service_account_annotations=_string_map(
+                env, "KUBEFT_TRAINER_SERVICE_ACCOUNT_ANNOTATIONS", '{"eks.amazonaws.com/role-arn": "arn:aws:iam::..."}'
+            ),
             default_gpus=_int(env, "KUBEFT_TRAINER_DEFAULT_GPUS", base.default_gpus),
             default_cpu=env.get("KUBEFT_TRAINER_DEFAULT_CPU") or base.default_cpu,
             default_memory=env.get("KUBEFT_TRAINER_DEFAULT_MEMORY") or base.default_memory,
@@ -148,13 +159,24 @@ def _patterns(raw: str | None) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _plain_env(raw: str | None) -> tuple[tuple[str, str], ...]:
+def _string_map(env: Mapping[str, str], name: str, example: str) -> tuple[tuple[str, str], ...]:
+    raw = env.get(name)
     if not raw:
         return ()
     value = _json(raw)
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise ValueError('`KUBEFT_TRAINER_ENV` must be a JSON object of strings, e.g. {"HF_HUB_OFFLINE": "1"}')
+        raise ValueError(f"`{name}` must be a JSON object of strings, e.g. {example}")
     return tuple(sorted(value.items()))
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name)
+    if not raw:
+        return ()
+    value = _json(raw)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f'`{name}` must be a JSON list of names, e.g. ["my-registry"]')
+    return tuple(value)
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:

@@ -299,7 +299,10 @@ class StorageSpec(ApiModel):
     region: ShortStr = Field(default="us-east-1", description="Region to sign requests for.")
     credentials_secret_ref: Annotated[
         SecretKeyRef | None,
-        Field(description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the key field is ignored)."),
+        Field(
+            description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and AWS_SESSION_TOKEN for "
+            "temporary credentials (the key field is ignored). Left out: the default chain, e.g. workload identity."
+        ),
     ] = None
 
 

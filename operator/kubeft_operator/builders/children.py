@@ -22,7 +22,7 @@ def build(
     """``resume_uri``: what spec.resumeFrom resolved to (:mod:`kubeft_operator.builders.resume`)."""
     return [
         config_map.build(owner, spec, resume_uri=resume_uri),
-        rbac.service_account(owner),
+        rbac.service_account(owner, settings),
         rbac.role(owner),
         rbac.role_binding(owner),
         job.build(owner, spec, settings=settings),

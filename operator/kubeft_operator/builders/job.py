@@ -64,13 +64,29 @@ def env(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: config.S
         {"name": "KUBEFT_ALLOW_PRIVATE_ENDPOINTS", "value": str(settings.allow_private_endpoints).lower()},
     ]
     credentials = spec.storage.credentials_secret_ref if spec.storage else None
-    out += _secret_env("AWS_ACCESS_KEY_ID", credentials, key="AWS_ACCESS_KEY_ID")
-    out += _secret_env("AWS_SECRET_ACCESS_KEY", credentials, key="AWS_SECRET_ACCESS_KEY")
+    out += storage_credentials(credentials)
     out += _secret_env("HF_TOKEN", spec.model.token_secret_ref)
     out += _secret_env("KUBEFT_HUB_TOKEN", spec.output.hub.token_secret_ref if spec.output.hub else None)
     taken = {item["name"] for item in out}
     out += [{"name": name, "value": value} for name, value in settings.trainer_env if name not in taken]
     return out
+
+
+def storage_credentials(ref: api_base.SecretKeyRef | None) -> list[dict[str, Any]]:
+    """The S3 keys from the credentials Secret, and its session token when it has one (temporary
+    STS credentials). Without a Secret, boto3's default chain applies: workload identity, for one."""
+    if ref is None:
+        return []
+    keys = _secret_env("AWS_ACCESS_KEY_ID", ref, key="AWS_ACCESS_KEY_ID")
+    keys += _secret_env("AWS_SECRET_ACCESS_KEY", ref, key="AWS_SECRET_ACCESS_KEY")
+    token = {"name": ref.name, "key": "AWS_SESSION_TOKEN", "optional": True}
+    return [*keys, {"name": "AWS_SESSION_TOKEN", "valueFrom": {"secretKeyRef": token}}]
+
+
+def pull_secrets(settings: config.Settings) -> dict[str, Any]:
+    """``imagePullSecrets`` for a pod of the trainer image, when the operator has any."""
+    names = settings.trainer_image_pull_secrets
+    return {"imagePullSecrets": [{"name": name} for name in names]} if names else {}
 
 
 def resources(spec: spec_models.FineTuneJobSpec) -> dict[str, Any]:
@@ -134,6 +150,7 @@ def pod_spec(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: con
         },
         "containers": [container],
         "volumes": volumes(owner, settings),
+        **pull_secrets(settings),
     }
     scheduling = spec.scheduling
     if scheduling is not None:

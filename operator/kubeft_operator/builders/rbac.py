@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubeft_operator import config
 from kubeft_operator.api import crd
 from kubeft_operator.builders import meta
 
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 
 
-def service_account(owner: meta.Owner) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": meta.metadata(owner, meta.trainer_name(owner.name)),
-    }
+def service_account(owner: meta.Owner, settings: config.Settings) -> dict[str, Any]:
+    """The trainer's ServiceAccount, with the operator's annotations (workload identity)."""
+    metadata = meta.metadata(owner, meta.trainer_name(owner.name))
+    if settings.trainer_service_account_annotations:
+        metadata["annotations"] = dict(settings.trainer_service_account_annotations)
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}
 
 
 def role(owner: meta.Owner) -> dict[str, Any]:

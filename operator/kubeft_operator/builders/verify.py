@@ -44,9 +44,7 @@ def build(
         {"name": "KUBEFT_ALLOW_PRIVATE_ENDPOINTS", "value": str(settings.allow_private_endpoints).lower()},
         *[{"name": name, "value": value} for name, value in settings.trainer_env],
     ]
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        if credentials is not None:
-            env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": credentials.name, "key": name}}})
+    env += job.storage_credentials(credentials)
     container = {
         "name": meta.VERIFY_CONTAINER,
         "image": settings.verifier,
@@ -70,6 +68,7 @@ def build(
         },
         "containers": [container],
         "volumes": [{"name": "config", "configMap": {"name": meta.config_map_name(owner.name)}}],
+        **job.pull_secrets(settings),
     }
     if spec.scheduling is not None and spec.scheduling.tolerations:
         pod["tolerations"] = [toleration.wire() for toleration in spec.scheduling.tolerations]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kubeft_operator import config
 from tests.unit.chart import helm
 
 HA_VALUES = ("-f", str(helm.VALUES_DIR / "ha-monitoring.yaml"))
@@ -106,6 +107,19 @@ def test_the_trainer_grace_period_reaches_the_operator() -> None:
     assert _env()["KUBEFT_TRAINER_TERMINATION_GRACE_SECONDS"] == "300"
     env = _env("--set", "trainer.terminationGracePeriodSeconds=900")
     assert env["KUBEFT_TRAINER_TERMINATION_GRACE_SECONDS"] == "900"
+
+
+def test_trainer_pull_secrets_and_identity_reach_the_operator_as_its_settings_read_them() -> None:
+    assert "KUBEFT_TRAINER_IMAGE_PULL_SECRETS" not in _env()
+    assert "KUBEFT_TRAINER_SERVICE_ACCOUNT_ANNOTATIONS" not in _env()
+    env = _env(
+        "--set", "trainer.imagePullSecrets[0].name=registry-a",
+        "--set", "trainer.imagePullSecrets[1].name=registry-b",
+        "--set", "trainer.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/t",
+    )  # fmt: skip
+    settings = config.Settings.from_env(env)
+    assert settings.trainer_image_pull_secrets == ("registry-a", "registry-b")
+    assert settings.trainer_service_account_annotations == (("eks.amazonaws.com/role-arn", "arn:aws:iam::1:role/t"),)
 
 
 def test_hf_cache_claim_reaches_the_operator_only_when_set() -> None:

@@ -32,11 +32,19 @@ def test_trainer_config_round_trips_through_the_spec_model():
 
 
 def test_service_account_is_named_after_the_job():
-    assert rbac.service_account(factories.OWNER) == {
+    assert rbac.service_account(factories.OWNER, config.Settings()) == {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": METADATA_TRAINER,
     }
+
+
+def test_service_account_carries_the_operators_workload_identity_annotations():
+    role_arn = "arn:aws:iam::123456789012:role/kubeft-trainer"
+    settings = config.Settings(trainer_service_account_annotations=(("eks.amazonaws.com/role-arn", role_arn),))
+    account = rbac.service_account(factories.OWNER, settings)
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role_arn}
+    assert account["metadata"]["name"] == METADATA_TRAINER["name"]
 
 
 def test_role_allows_only_get_and_patch_of_this_jobs_status():

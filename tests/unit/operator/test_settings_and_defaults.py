@@ -21,6 +21,8 @@ def test_environment_overrides_each_setting():
             "KUBEFT_TRAINER_IMAGE_PULL_POLICY": "Always",
             "KUBEFT_TRAINER_COMMAND": '["python", "/x.py"]',
             "KUBEFT_TRAINER_ENV": '{"B": "2", "A": "1"}',
+            "KUBEFT_TRAINER_IMAGE_PULL_SECRETS": '["registry"]',
+            "KUBEFT_TRAINER_SERVICE_ACCOUNT_ANNOTATIONS": '{"iam.gke.io/gcp-service-account": "t@p.iam"}',
             "KUBEFT_TRAINER_DEFAULT_GPUS": "0",
             "KUBEFT_TRAINER_DEFAULT_CPU": "2",
             "KUBEFT_TRAINER_DEFAULT_MEMORY": "8Gi",
@@ -35,6 +37,8 @@ def test_environment_overrides_each_setting():
         trainer_image_pull_policy="Always",
         trainer_command=("python", "/x.py"),
         trainer_env=(("A", "1"), ("B", "2")),
+        trainer_image_pull_secrets=("registry",),
+        trainer_service_account_annotations=(("iam.gke.io/gcp-service-account", "t@p.iam"),),
         default_gpus=0,
         default_cpu="2",
         default_memory="8Gi",
@@ -56,6 +60,8 @@ def test_environment_overrides_each_setting():
         ("KUBEFT_TRAINER_DEFAULT_MEMORY", "a lot"),
         ("KUBEFT_TRAINER_IMAGE_PULL_POLICY", "Sometimes"),
         ("KUBEFT_TRAINER_TERMINATION_GRACE_SECONDS", "5m"),
+        ("KUBEFT_TRAINER_IMAGE_PULL_SECRETS", '"registry"'),
+        ("KUBEFT_TRAINER_SERVICE_ACCOUNT_ANNOTATIONS", '["a"]'),
     ],
 )
 def test_malformed_variable_is_named_in_the_error(variable, value):

@@ -181,6 +181,10 @@ def test_gpus_are_a_limit_of_the_gpu_resource_only_when_requested(patch, want_li
                     "name": "AWS_SECRET_ACCESS_KEY",
                     "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "AWS_SECRET_ACCESS_KEY"}},
                 },
+                {
+                    "name": "AWS_SESSION_TOKEN",  # temporary credentials, when the Secret has one
+                    "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "AWS_SESSION_TOKEN", "optional": True}},
+                },
             ],
         ),
         (
@@ -253,6 +257,12 @@ def test_a_disrupted_pod_is_retried_without_counting_and_user_errors_fail_at_onc
     rules = build()["spec"]["podFailurePolicy"]["rules"]
     assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
     assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["values"] == [64, 65]
+
+
+def test_trainer_pods_pull_with_the_operators_secrets_only_when_it_has_some():
+    assert "imagePullSecrets" not in pod_spec(build())
+    settings = config.Settings(trainer_image_pull_secrets=("registry-a", "registry-b"))
+    assert pod_spec(build(settings))["imagePullSecrets"] == [{"name": "registry-a"}, {"name": "registry-b"}]
 
 
 def test_model_cache_uses_the_operator_claim_when_configured():

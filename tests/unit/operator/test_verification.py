@@ -75,6 +75,13 @@ def test_the_verify_job_runs_the_operators_image_with_no_token_and_only_storage_
     assert body["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [64, 65]
 
 
+def test_the_verify_pod_pulls_with_the_trainer_pull_secrets() -> None:
+    settings = dataclasses.replace(SETTINGS, trainer_image_pull_secrets=("registry",))
+    spec = factories.spec(**CUSTOM)
+    body = verify.build(factories.OWNER, spec, settings=settings, uri=CLAIM["uri"], sha256=CLAIM["sha256"])
+    assert body["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+
+
 def test_a_custom_image_run_is_not_succeeded_until_verified() -> None:
     observed = observe(CUSTOM)
     assert status.verify_target(observed) == (CLAIM["uri"], CLAIM["sha256"])
