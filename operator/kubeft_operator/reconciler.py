@@ -432,14 +432,15 @@ class Reconciler:
     async def _stop(
         self, key: Key, owner: meta.Owner, job: Mapping[str, Any], *, queued: bool
     ) -> tuple[Mapping[str, Any], float | None]:
+        if queued and not job_builder.finished(dict(job)):
+            # Even a Job still waiting in the queue: Kueue must not admit it later.
+            done = await self._sync_workload(key, owner, job, active=False)
+            if done is not None:
+                return job, done or None
         patch = job_builder.stop_patch(dict(job))
         if patch is None:
             return job, None
         logger.warning("FineTuneJob %s/%s: its spec is refused now; suspending its Job", owner.namespace, owner.name)
-        if queued:
-            done = await self._sync_workload(key, owner, job, active=False)
-            if done is not None:
-                return job, done or None
         return await self._patch_job(key, owner, patch), None
 
     async def _sync_workload(

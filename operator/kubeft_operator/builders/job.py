@@ -224,10 +224,14 @@ def stop_patch(job: dict[str, Any]) -> dict[str, Any] | None:
     Suspending deletes its pods (SIGTERM: the trainer checkpoints) and keeps the Job for inspection;
     a finished or already suspended Job needs nothing.
     """
-    finished = any(
+    if finished(job) or job.get("spec", {}).get("suspend"):
+        return None
+    return {"spec": {"suspend": True}}
+
+
+def finished(job: dict[str, Any]) -> bool:
+    """Whether the Job is Complete or Failed."""
+    return any(
         c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
         for c in job.get("status", {}).get("conditions") or []
     )
-    if finished or job.get("spec", {}).get("suspend"):
-        return None
-    return {"spec": {"suspend": True}}

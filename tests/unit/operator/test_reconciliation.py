@@ -419,6 +419,22 @@ def test_a_queued_running_job_whose_spec_is_refused_now_is_stopped_through_its_w
     assert api.finetunejob["status"]["phase"] == "Failed"
 
 
+def test_a_refused_job_still_waiting_in_the_queue_is_deactivated_so_kueue_never_admits_it():
+    api, view, clock = FakeApi(), FakeView(), Clock()
+    private = {"storage": {"endpoint": "http://10.0.3.7:9000"}, "scheduling": {"queueName": "q"}}
+    lenient = reconciler.Reconciler(
+        api, view, config.Settings(allow_private_endpoints=True), instance="test", clock=clock
+    )
+    api.finetunejob = view.ftj = finetunejob(spec_patch=private)
+    run(lenient)
+    api.kueue_admits("demo-train")  # its Workload exists; the Job is still suspended, waiting
+    watch_catches_up(api, view)
+
+    run(reconciler.Reconciler(api, view, config.Settings(), instance="test", clock=clock))
+    assert api.workloads is not None and api.workloads[0]["spec"]["active"] is False
+    assert api.finetunejob["status"]["phase"] == "Failed"
+
+
 def test_without_kueue_a_queued_job_is_suspended_on_the_job_itself(world):
     """No Workload API is served: nothing admits the Job, so nothing can race a suspend on it."""
     api, view, rec, _ = _queued_and_admitted(world)
