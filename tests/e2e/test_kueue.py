@@ -29,7 +29,8 @@ GPU_QUOTA = 2
 
 @pytest.fixture(scope="module")
 def cluster_queue(cluster: Cluster) -> Iterator[str]:
-    """Kueue running beside the cluster, and a ClusterQueue of 2 GPUs that every namespace may use."""
+    """Kueue running beside the cluster for this module, and a ClusterQueue of 2 GPUs that every
+    namespace may use."""
     env = {**cluster.env, "KUBEFT_CLUSTER_DIR": str(cluster.dir)}
     subprocess.run([str(REPO / "hack" / "kueue.sh"), "up"], env=env, check=True, timeout=180)
     name = f"e2e-gpus-{uuid.uuid4().hex[:6]}"
@@ -61,6 +62,12 @@ def cluster_queue(cluster: Cluster) -> Iterator[str]:
     yield name
     cluster.kubectl("delete", "clusterqueue", name, "--wait=false", check=False)
     cluster.kubectl("delete", "resourceflavor", name, "--wait=false", check=False)
+    # Kueue stops with this module, so the other tests see no Kueue (the integration tier emulates
+    # it on its own queue names); first it releases its finalizers on the Workloads of these tests.
+    cluster.wait_for(
+        lambda: not cluster.get("workloads", "-A")["items"], timeout=120, what="Kueue's Workloads to be gone"
+    )
+    subprocess.run([str(REPO / "hack" / "kueue.sh"), "down"], env=env, check=True, timeout=60)
 
 
 @pytest.fixture
@@ -161,3 +168,103 @@ def test_a_suspended_admitted_job_stays_suspended_then_resumes_from_its_checkpoi
     assert resumed_at >= before["lastCheckpointStep"], log[-2000:]
     (job,) = watch.items("jobs", "pausable")
     assert job["status"].get("failed", 0) == 0
+
+
+@pytest.fixture
+def priorities(cluster: Cluster) -> Iterator[tuple[str, str]]:
+    """Two PriorityClasses, low and high; Kueue takes a Workload's priority from its pods'."""
+    suffix = uuid.uuid4().hex[:6]
+    low, high = f"e2e-low-{suffix}", f"e2e-high-{suffix}"
+    cluster.apply(
+        [
+            {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": low}, "value": 100},
+            {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": high}, "value": 1000},
+        ]
+    )
+    yield low, high
+    cluster.kubectl("delete", "priorityclass", low, high, "--wait=false", check=False)
+
+
+@pytest.fixture
+def one_gpu_queue(cluster: Cluster, namespace: str, cluster_queue: str) -> Iterator[str]:
+    """A LocalQueue on a ClusterQueue of one GPU that preempts lower priorities for higher ones."""
+    name = f"e2e-one-gpu-{uuid.uuid4().hex[:6]}"
+    quota = [
+        {"name": "cpu", "nominalQuota": 100},
+        {"name": "memory", "nominalQuota": "100Gi"},
+        {"name": "nvidia.com/gpu", "nominalQuota": 1},
+    ]
+    cluster.apply(
+        [
+            {
+                "apiVersion": KUEUE,
+                "kind": "ClusterQueue",
+                "metadata": {"name": name},
+                "spec": {
+                    "namespaceSelector": {},
+                    "preemption": {"withinClusterQueue": "LowerPriority"},
+                    "resourceGroups": [
+                        {
+                            "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+                            # The module's flavor (named after its ClusterQueue).
+                            "flavors": [{"name": cluster_queue, "resources": quota}],
+                        }
+                    ],
+                },
+            },
+            {
+                "apiVersion": KUEUE,
+                "kind": "LocalQueue",
+                "metadata": {"name": "one-gpu", "namespace": namespace},
+                "spec": {"clusterQueue": name},
+            },
+        ]
+    )
+    cluster.wait_for(lambda: _active(cluster, "localqueue", "one-gpu", namespace), timeout=60, what="LocalQueue")
+    yield "one-gpu"
+    cluster.kubectl("delete", "clusterqueue", name, "--wait=false", check=False)
+
+
+def test_a_preempted_low_priority_job_checkpoints_yields_its_gpu_and_resumes_without_a_retry(
+    cluster: Cluster,
+    namespace: str,
+    s3: S3,
+    e2e_operator,
+    job_manifest,
+    watch: Watcher,
+    one_gpu_queue: str,
+    priorities: tuple[str, str],
+):
+    low_class, high_class = priorities
+    low = _queued_run(job_manifest, "low", one_gpu_queue, steps=150)
+    low["spec"]["scheduling"]["priorityClassName"] = low_class
+    low["spec"]["retryLimit"] = 0  # a preemption counted as a failure would fail it
+    cluster.apply(low, namespace=namespace)
+    before = wait_progress(
+        cluster, watch, "low", lambda p: (p.get("lastCheckpointStep") or 0) >= 10, what="a first checkpoint"
+    )
+    (first_pod,) = watch.items("pods", "low")
+
+    high = _queued_run(job_manifest, "high", one_gpu_queue, steps=20)
+    high["spec"]["scheduling"]["priorityClassName"] = high_class
+    cluster.apply(high, namespace=namespace)
+
+    watch.wait_phase("low", "Queued", timeout=120)  # Kueue preempted it: its Job is suspended again
+    (job,) = watch.items("jobs", "low")
+    (workload,) = cluster.get("workloads", "-n", namespace, "-l", f"kueue.x-k8s.io/job-uid={job['metadata']['uid']}")[
+        "items"
+    ]
+    evicted = {c["type"]: c for c in workload["status"]["conditions"]}.get("Evicted", {})
+    assert evicted.get("reason") == "Preempted", workload["status"]["conditions"]
+    watch.wait_phase("high", "Succeeded", timeout=300)
+    watch.wait_phase("low", "Succeeded", timeout=600)
+
+    first_log = pod_log(cluster, namespace, first_pod)
+    pods = [p for p in watch.items("pods", "low") if p["metadata"]["uid"] != first_pod["metadata"]["uid"]]
+    log = pod_log(cluster, namespace, pods[-1])
+    resumed_at = int(log.split("resuming from", 1)[1].split("checkpoint-", 1)[1].split()[0].strip(".,"))
+    # At most one checkpoint interval lost: the SIGTERM checkpoint, or at worst the last periodic one.
+    assert resumed_at >= before["lastCheckpointStep"], (first_log[-1500:], log[-1500:])
+    (job,) = watch.items("jobs", "low")
+    assert job["status"].get("failed", 0) == 0, job["status"]
+    assert watch.status("high")["completionTime"] <= watch.status("low")["completionTime"]

@@ -1,4 +1,9 @@
-"""Queueing through Kueue's contract (suspended Job + queue label) and suspend/resume by the user."""
+"""Queueing through Kueue's contract (suspended Job + queue label) and suspend/resume by the user.
+
+Kueue is emulated here: the test unsuspends the Job as Kueue does on admission, which pins the
+operator's side of the contract without Kueue. tests/e2e/test_kueue.py runs the real Kueue, and
+stops it again, so that it does not manage these tests' Jobs.
+"""
 
 from __future__ import annotations
 
