@@ -6,8 +6,12 @@ before it as in a Trainer, so the flags are the ones the Trainer's loop reads.
 
 from __future__ import annotations
 
+import signal
+
+import pytest
 import transformers
 
+from kubeft_trainer import errors
 from kubeft_trainer.train import callbacks, preemption
 
 
@@ -87,3 +91,20 @@ def test_a_resumed_run_stopped_before_its_next_step_does_not_save_its_checkpoint
     control = handler.on_epoch_end(args, state, control)
     assert control.should_training_stop and not control.should_save
     assert stop.step == 30
+
+
+def test_a_sigterm_outside_training_ends_the_run_at_once():
+    flag = preemption.Preemption()
+    with pytest.raises(errors.Preempted, match="outside the training loop"):
+        flag._handle(signal.SIGTERM, None)
+
+
+def test_a_repeated_sigterm_after_the_loop_stopped_keeps_the_first_outcome():
+    """The launcher repeats SIGTERM each second; the repeat that lands between the training loop's
+    end and the trainer's exit must not turn `Preempted at step N` into a stepless one (seen in CI)."""
+    flag = preemption.Preemption()
+    flag.training = True
+    flag._handle(signal.SIGTERM, None)  # the loop saves and stops
+    assert flag.requested
+    flag.training = False  # on_train_end
+    flag._handle(signal.SIGTERM, None)  # the repeat: no exception

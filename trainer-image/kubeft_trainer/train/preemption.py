@@ -40,6 +40,11 @@ class Preemption:
         first = not self.requested
         self.requested = True
         if not self.training:
+            if not first:
+                # The launcher repeats SIGTERM each second until the trainer exits; a repeat that
+                # lands after the training loop stopped for the first must not replace its outcome
+                # (the step it saved) with this one.
+                return
             raise errors.Preempted("SIGTERM outside the training loop; the retry resumes from the last checkpoint")
         if first:
             log.warning("SIGTERM: saving a checkpoint after this micro-batch, then exiting")
