@@ -399,7 +399,9 @@ def test_suspend_before_kueue_made_the_workload_waits_for_it_and_never_touches_t
     assert ("patch", "Job", "demo-train") not in api.writes
 
 
-def test_a_queued_running_job_whose_spec_is_refused_now_is_stopped_through_its_workload():
+def _queued_private_job_then_a_strict_operator(*, admitted: bool) -> tuple[FakeApi, dict[str, Any]]:
+    """A queued job with a private endpoint, created by a lenient operator and given a Workload
+    (admitted or still waiting), then reconciled by an operator that refuses private endpoints."""
     api, view, clock = FakeApi(), FakeView(), Clock()
     private = {"storage": {"endpoint": "http://10.0.3.7:9000"}, "scheduling": {"queueName": "q"}}
     lenient = reconciler.Reconciler(
@@ -408,31 +410,25 @@ def test_a_queued_running_job_whose_spec_is_refused_now_is_stopped_through_its_w
     api.finetunejob = view.ftj = finetunejob(spec_patch=private)
     run(lenient)
     workload = api.kueue_admits("demo-train")
-    api.objects["Job", "demo-train"]["spec"]["suspend"] = False
+    if admitted:
+        api.objects["Job", "demo-train"]["spec"]["suspend"] = False
     watch_catches_up(api, view)
+    run(reconciler.Reconciler(api, view, config.Settings(), instance="test", clock=clock))
+    return api, workload
 
-    strict = reconciler.Reconciler(api, view, config.Settings(), instance="test", clock=clock)
-    run(strict)
+
+def test_a_queued_running_job_whose_spec_is_refused_now_is_stopped_through_its_workload():
+    api, workload = _queued_private_job_then_a_strict_operator(admitted=True)
     assert api.workloads is not None and api.workloads[0]["spec"]["active"] is False
     assert ("patch", "Workload", workload["metadata"]["name"]) in api.writes
     assert ("patch", "Job", "demo-train") not in api.writes
-    assert api.finetunejob["status"]["phase"] == "Failed"
+    assert api.finetunejob is not None and api.finetunejob["status"]["phase"] == "Failed"
 
 
 def test_a_refused_job_still_waiting_in_the_queue_is_deactivated_so_kueue_never_admits_it():
-    api, view, clock = FakeApi(), FakeView(), Clock()
-    private = {"storage": {"endpoint": "http://10.0.3.7:9000"}, "scheduling": {"queueName": "q"}}
-    lenient = reconciler.Reconciler(
-        api, view, config.Settings(allow_private_endpoints=True), instance="test", clock=clock
-    )
-    api.finetunejob = view.ftj = finetunejob(spec_patch=private)
-    run(lenient)
-    api.kueue_admits("demo-train")  # its Workload exists; the Job is still suspended, waiting
-    watch_catches_up(api, view)
-
-    run(reconciler.Reconciler(api, view, config.Settings(), instance="test", clock=clock))
+    api, _ = _queued_private_job_then_a_strict_operator(admitted=False)
     assert api.workloads is not None and api.workloads[0]["spec"]["active"] is False
-    assert api.finetunejob["status"]["phase"] == "Failed"
+    assert api.finetunejob is not None and api.finetunejob["status"]["phase"] == "Failed"
 
 
 def test_without_kueue_a_queued_job_is_suspended_on_the_job_itself(world):
