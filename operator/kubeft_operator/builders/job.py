@@ -18,7 +18,7 @@ from kubeft_operator import config
 from kubeft_operator.api import base as api_base
 from kubeft_operator.api import contract
 from kubeft_operator.api import spec as spec_models
-from kubeft_operator.builders import meta
+from kubeft_operator.builders import kueue, meta
 
 WORKDIR = "/var/lib/kubeft"
 HF_HOME = "/var/cache/huggingface"
@@ -210,7 +210,7 @@ def suspend_patch(spec: spec_models.FineTuneJobSpec, job: dict[str, Any]) -> dic
     ``queueName`` the Job stays suspended until Kueue admits it, and Kueue unsuspends it itself.
     """
     suspended = bool(job.get("spec", {}).get("suspend"))
-    queued = spec.scheduling is not None and spec.scheduling.queue_name is not None
+    queued = kueue.queued(spec)
     if spec.suspend and not suspended:
         return {"spec": {"suspend": True}}
     if not spec.suspend and suspended and not queued:
