@@ -1,19 +1,29 @@
-"""A throwaway S3 server on loopback (moto's), for the benchmarks that upload adapters.
+"""A throwaway object store on loopback, for the benchmarks that upload adapters.
 
-Used by :mod:`benchmarks.trainer_throughput` (kubeft's trainer must write its adapter somewhere)
-and :mod:`benchmarks.artifact_size` (upload time). Nothing leaves the machine.
+The same SeaweedFS the local cluster runs (hack/s3.sh), started for the benchmark alone on
+127.0.0.1, a free port and a temporary data directory, and stopped (data deleted) at the end, so
+upload times are a real server's, with data on disk. Used by :mod:`benchmarks.trainer_throughput`
+(kubeft's trainer must write its adapter somewhere) and :mod:`benchmarks.artifact_size` (upload
+time). Nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
+import os
+import pathlib
+import random
 import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-ACCESS_KEY = "benchmark"
-SECRET_KEY = "benchmark-secret"  # a moto server accepts any credentials; these only need to be set
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_KEYS = json.loads((ROOT / "hack" / "s3" / "identities.json").read_text())["identities"][0]["credentials"][0]
+ACCESS_KEY, SECRET_KEY = _KEYS["accessKey"], _KEYS["secretKey"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,22 +60,35 @@ class S3Server:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port P with P..P+3 and their gRPC twins (+10000) free: SeaweedFS's S3, master, volume, filer."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 29990)
+        try:
+            with contextlib.ExitStack() as stack:
+                for p in [port + i for i in range(4)] + [port + 10000 + i for i in range(4)]:
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free block of ports for the benchmark's S3 store")
 
 
 @contextlib.contextmanager
 def running(bucket: str = "kubeft-bench") -> Iterator[S3Server]:
-    """Start moto's S3 server on 127.0.0.1 in this process, create `bucket`, stop it on exit."""
-    from moto.server import ThreadedMotoServer
-
+    """Start a SeaweedFS of its own on 127.0.0.1 (`hack/s3.sh`), create `bucket`, remove it all on exit."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        s3 = S3Server(endpoint=f"http://127.0.0.1:{port}", bucket=bucket)
-        s3.client().create_bucket(Bucket=bucket)
-        yield s3
-    finally:
-        server.stop()
+    with tempfile.TemporaryDirectory(prefix="kubeft-bench-s3-") as state:
+        env = {**os.environ, "S3_NETNS": "", "S3_STATE_DIR": state, "S3_PORT": str(port)}
+
+        def s3sh(command: str) -> None:
+            subprocess.run(["bash", str(ROOT / "hack" / "s3.sh"), command], env=env, check=True, timeout=300)
+
+        s3sh("up")
+        try:
+            s3 = S3Server(endpoint=f"http://127.0.0.1:{port}", bucket=bucket)
+            s3.client().create_bucket(Bucket=bucket)
+            yield s3
+        finally:
+            s3sh("down")

@@ -77,6 +77,10 @@ alive() {
   [[ $cmd == *"$1"* ]]
 }
 
+s3_sh() { # hack/s3.sh with this cluster's state directory, namespace and node address
+  KUBEFT_CLUSTER_DIR="$DIR" KUBEFT_NETNS="$NETNS" KUBEFT_NODE_IP="$NODE_IP" "$root/hack/s3.sh" "$@"
+}
+
 healthy() {
   for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
   [ "$(kc get --raw /readyz 2>/dev/null)" = ok ] || return 1
@@ -352,6 +356,8 @@ use an existing cluster (kind, minikube) through KUBECONFIG: docs/local-cluster.
     kc patch node "$NODE_NAME" --subresource=status --type=merge -p "$gpus" >/dev/null
     wait_for "the node's nvidia.com/gpu" node_has_gpus
     wait_for "the node to be Ready" node_ready
+    # The object store (SeaweedFS) on the node's address, where pods and the tests reach it.
+    s3_sh up
   fi
   wait_for "the default ServiceAccount" kc get serviceaccount default -n default
   wait_for "the kube-root-ca.crt ConfigMap" kc get configmap kube-root-ca.crt -n default
@@ -404,6 +410,7 @@ stop_node() {
 stop_components() {
   # Kueue (hack/kueue.sh, started by the tests that need it) first, while its API server still answers.
   [ -f "$DIR/run/kueue.pid" ] && KUBEFT_CLUSTER_DIR="$DIR" "$root/hack/kueue.sh" down || true
+  { [ -f "$DIR/run/s3.pid" ] || [ -f "$DIR/run/s3-forward.pid" ]; } && s3_sh down || true
   stop_node
   # etcd goes last: the API server's graceful shutdown stalls without it.
   terminate kube-scheduler kube-controller-manager nsproxy kube-apiserver
@@ -431,7 +438,7 @@ leftovers() { # what `down` must not leave behind; prints each, fails if there i
   local found=0 line
   while read -r line; do [ -n "$line" ] && { echo "left behind: $line"; found=1; }; done < <(
     [ -e "$NETNS_PATH" ] && echo "network namespace $NETNS_PATH"
-    pgrep -af "[c]ontainerd-shim-runc-v2 .*-address $SOCK|[k]ubelet --config $NODE_DIR/|[c]ontainerd --config $NODE_DIR/|[k]ueue --config $DIR/" \
+    pgrep -af "[c]ontainerd-shim-runc-v2 .*-address $SOCK|[k]ubelet --config $NODE_DIR/|[c]ontainerd --config $NODE_DIR/|[k]ueue --config $DIR/|[w]eed .*-dir=$DIR/" \
       | sed 's/^/process /'
     findmnt -rn -o TARGET | grep -F "$DIR/" | sed 's/^/mount /'
     for d in /sys/fs/cgroup/*/kubepods; do [ -d "$d" ] && echo "cgroup $d"; done

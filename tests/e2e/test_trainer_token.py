@@ -1,7 +1,7 @@
 """A pod holding a trainer's ServiceAccount token cannot forge its FineTuneJob's result.
 
 The chart's ValidatingAdmissionPolicy (installed by the e2e release) lets `*-trainer` accounts
-change only status.progress and status.metrics. Here a pod of the trainer image, running as the
+change only status.progress, status.metrics and status.dataset. Here a pod of the trainer image, running as the
 job's trainer ServiceAccount on the real node, calls the API server with the token the kubelet
 mounted, exactly as code in a hostile trainer image would.
 """
@@ -88,7 +88,7 @@ def test_the_trainer_token_may_report_progress_but_not_phase_or_artifact(
     for field in ("phase", "artifact"):
         code, body = result[field]
         assert code in (403, 422), result
-        assert "may change only status.progress and status.metrics" in body, body
+        assert "may change only status.progress, status.metrics and status.dataset" in body, body
     assert result["progress"][0] == 200, result
     status = watch.status("forger")
     assert status["phase"] == "Suspended" and status.get("artifact") is None

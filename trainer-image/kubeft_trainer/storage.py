@@ -3,17 +3,23 @@
 The endpoint and region come from `spec.storage` (docs/DESIGN.md), credentials from boto3's
 usual chain (the operator sets AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the Secret).
 Large files go up in parallel multipart chunks (boto3 TransferConfig) and every request is
-retried with backoff, so a flaky link costs seconds, not the run.
+retried with backoff, so a flaky link costs seconds, not the run. On top of that, whole
+operations that must not be lost (a checkpoint, the adapter) are retried by :func:`retrying`
+within a time budget, which outlasts a store that restarts or is down for a while. Every retried
+request is counted (:data:`STATS`), and the count is logged.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import pathlib
-from collections.abc import Iterator
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import boto3
 import boto3.s3.transfer
@@ -21,7 +27,10 @@ import botocore.config
 import botocore.exceptions
 
 from kubeft_operator.api import spec as api_spec
+from kubeft_trainer import egress
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 MiB = 1024 * 1024
 TRANSFER = boto3.s3.transfer.TransferConfig(
     multipart_threshold=16 * MiB, multipart_chunksize=16 * MiB, max_concurrency=8, use_threads=True
@@ -30,6 +39,40 @@ TRANSFER = boto3.s3.transfer.TransferConfig(
 PERMANENT_CODES = frozenset(
     {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
 )
+# How long an operation that must not be lost (a checkpoint, the adapter) keeps being retried
+# after boto3's own retries gave up: long enough for a store to restart or fail over.
+RETRY_BUDGET_ENV = "KUBEFT_S3_RETRY_BUDGET_SECONDS"
+DEFAULT_RETRY_BUDGET = 300.0
+MAX_BACKOFF = 30.0
+
+
+class Stats:
+    """Requests sent to S3 by this process: API calls, and HTTP attempts (a retry is an extra attempt)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.attempts = 0
+
+    def on_call(self, **_: Any) -> None:
+        with self._lock:
+            self.calls += 1
+
+    def on_send(self, **_: Any) -> None:
+        with self._lock:
+            self.attempts += 1
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first of each call: boto3's own retries (503 SlowDown, resets, timeouts)."""
+        with self._lock:
+            return max(0, self.attempts - self.calls)
+
+    def summary(self) -> str:
+        return f"{self.calls} S3 requests, {self.retries} retried"
+
+
+STATS = Stats()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,17 +109,94 @@ def client(storage: api_spec.StorageSpec | None) -> Any:
         read_timeout=60,
         s3={"addressing_style": "path"} if endpoint else {},
     )
-    return boto3.client("s3", endpoint_url=endpoint, region_name=region, config=config)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region, config=config)
+    # Counted per API call and per HTTP attempt (each retry sends again), for the logs.
+    s3.meta.events.register("before-call.s3", STATS.on_call)
+    s3.meta.events.register("before-send.s3", STATS.on_send)
+    return s3
+
+
+def _causes(exc: BaseException, limit: int) -> Iterator[BaseException]:
+    """`exc`, then the errors it was raised from or during, at most `limit` in all."""
+    seen: BaseException | None = exc
+    for _ in range(limit):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
 
 
 def error_code(exc: BaseException) -> str:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
+    """The S3 error code of `exc`, or of the error it wraps (boto3's transfers wrap ClientError)."""
+    for seen in _causes(exc, 5):
+        if isinstance(seen, botocore.exceptions.ClientError):
+            return str(seen.response.get("Error", {}).get("Code", ""))
     return ""
 
 
 def is_permanent(exc: BaseException) -> bool:
-    return error_code(exc) in PERMANENT_CODES or isinstance(exc, botocore.exceptions.NoCredentialsError)
+    """Retrying cannot help: refused credentials or bucket, no credentials, or an endpoint the
+    egress guard refuses (which boto3 reports wrapped in a connection error)."""
+    if error_code(exc) in PERMANENT_CODES:
+        return True
+    refused = (botocore.exceptions.NoCredentialsError, egress.EndpointRefused)
+    return any(isinstance(seen, refused) for seen in _causes(exc, 8))
+
+
+def retry_budget(env: Any = None) -> float:
+    """Seconds :func:`retrying` may spend, from $KUBEFT_S3_RETRY_BUDGET_SECONDS (default 300)."""
+    raw = (os.environ if env is None else env).get(RETRY_BUDGET_ENV, "")
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_RETRY_BUDGET
+    except ValueError:
+        log.warning("ignoring %s=%r: not a number of seconds", RETRY_BUDGET_ENV, raw)
+        return DEFAULT_RETRY_BUDGET
+
+
+def retrying(
+    what: str,
+    operation: Callable[[], T],
+    *,
+    budget: float | None = None,
+    permanent: Callable[[BaseException], bool] = is_permanent,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Run `operation` until it succeeds, a permanent error, or the budget is spent.
+
+    For whole operations that must not be lost (upload a checkpoint, the adapter): boto3 already
+    retried each request; this outlasts a store that is down longer than those retries wait.
+    Backoff doubles from 1 s up to 30 s, never past the budget; the last error is raised.
+    """
+    budget = retry_budget() if budget is None else budget
+    deadline = clock() + budget
+    delay = 1.0
+    failures = 0
+    while True:
+        try:
+            result = operation()
+        except Exception as exc:
+            failures += 1
+            left = deadline - clock()
+            if permanent(exc) or left <= 0:
+                if failures > 1:
+                    log.warning("%s failed %d times in the %.0f s retry budget; giving up", what, failures, budget)
+                raise
+            wait = min(delay, left, MAX_BACKOFF)
+            log.warning(
+                "%s failed (%s); retrying in %.0f s (%.0f s of the retry budget left)", what, describe(exc), wait, left
+            )
+            sleep(wait)
+            delay *= 2
+            continue
+        if failures:
+            log.info("%s succeeded after %d failed attempt(s)", what, failures)
+        return result
+
+
+def describe(exc: BaseException) -> str:
+    """A short description of an S3 failure, without its request details."""
+    return error_code(exc) or type(exc).__name__ + (f": {exc}" if str(exc) else "")
 
 
 def list_objects(s3: Any, uri: S3Uri) -> Iterator[tuple[str, int, str]]:

@@ -3,7 +3,7 @@
 The operator under test runs hack/fake_trainer.py (the stand-in image), which reports an artifact it
 never uploaded, as a hostile custom image would. The job sets `trustRemoteCode`, so the operator
 checks the claim itself: a NAME-verify Job of the real trainer image (ghcr.io/kubeft/trainer, from
-`make images`) reads the prefix in the real S3 server (moto, tests/fixtures/s3.py) and refuses it.
+`make images`) reads the prefix in the real S3 store (SeaweedFS, tests/fixtures/s3.py) and refuses it.
 """
 
 from __future__ import annotations

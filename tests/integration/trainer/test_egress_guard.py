@@ -21,7 +21,7 @@ import pytest
 from tests.fixtures.s3 import S3
 from tests.integration.trainer.conftest import spec_doc, termination
 
-# An in-cluster store's kind of name (moto, the S3 server here, also reads it as path-style).
+# An in-cluster store's kind of name (the local SeaweedFS also reads it as path-style).
 NAME = "minio.storage.svc.cluster.local"
 
 

@@ -1,7 +1,7 @@
 """A run owns its checkpoints and artifacts, against a real S3 server: no run resumes or overwrites another's.
 
-The stores are moto in server mode (tests/fixtures/s3.py); ``s3_iam`` is the same server with IAM
-enforcement on, so that read-only keys are really refused.
+The store is the real SeaweedFS (tests/fixtures/s3.py); ``s3_iam`` gives its read-only identity too,
+whose writes the store really refuses.
 """
 
 from __future__ import annotations

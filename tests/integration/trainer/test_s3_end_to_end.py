@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import pytest
 
+from kubeft_trainer import dataset_report
 from tests.fixtures.s3 import S3
 from tests.integration.trainer import records
 from tests.integration.trainer.conftest import merge, spec_doc, termination
@@ -73,7 +74,12 @@ def test_s3_sources_streamed_tensorboard_and_verified_manifest(
 
     first_seen: dict[str, int] = {}
     while proc.poll() is None and not first_seen:
-        events = {k: s for k, s in _sizes(s3, "tb/").items() if "tfevents" in k}
+        # The training's event files: the dataset preflight's own file is written once, up front.
+        events = {
+            k: s
+            for k, s in _sizes(s3, "tb/").items()
+            if "tfevents" in k and not k.endswith(dataset_report.EVENTS_SUFFIX)
+        }
         if events and proc.poll() is None:
             first_seen = events
         time.sleep(0.2)

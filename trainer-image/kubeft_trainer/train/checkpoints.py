@@ -114,8 +114,19 @@ class Remote:
     def upload(self, checkpoint: pathlib.Path, *, step: int) -> None:
         """Upload the directory, marker last, then drop all but the newest KEEP complete checkpoints."""
         started = time.monotonic()
-        storage.upload_dir(self.s3, checkpoint, self.root.join(f"checkpoint-{step}"), last=(MARKER,))
-        log.info("checkpoint %d uploaded to %s in %.1fs", step, self.root, time.monotonic() - started)
+        # Whole and again on failure (within the retry budget): the marker goes up only after every
+        # other file did, so a checkpoint cut short by a store outage is never taken for complete.
+        storage.retrying(
+            f"uploading checkpoint {step}",
+            lambda: storage.upload_dir(self.s3, checkpoint, self.root.join(f"checkpoint-{step}"), last=(MARKER,)),
+        )
+        log.info(
+            "checkpoint %d uploaded to %s in %.1fs (%s so far)",
+            step,
+            self.root,
+            time.monotonic() - started,
+            storage.STATS.summary(),
+        )
         for old in self.steps()[:-KEEP]:
             self.delete(old)
 

@@ -16,6 +16,8 @@ from typing import Any
 from kubeft_trainer import storage
 
 log = logging.getLogger(__name__)
+# Seconds the final upload of the logs keeps retrying a store that is down.
+FINAL_SYNC_BUDGET = 60.0
 
 
 class Sync:
@@ -38,13 +40,19 @@ class Sync:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop the thread and upload whatever is left."""
+    def stop(self, *, budget: float = FINAL_SYNC_BUDGET) -> None:
+        """Stop the thread and upload whatever is left, retrying for up to `budget` seconds.
+
+        A store still down after that costs the last seconds of the logs, never the run.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
             self._thread = None
-        self.sync()
+        try:
+            storage.retrying(f"the last TensorBoard upload to {self.remote}", self.sync, budget=budget)
+        except Exception as exc:
+            log.warning("the last TensorBoard upload to %s failed: %s", self.remote, storage.describe(exc))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
