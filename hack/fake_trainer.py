@@ -15,7 +15,7 @@ with the contract's codes. What it does is chosen by ``spec.model.source``:
 | ``fake/crash-once`` | exit 1 on the first attempt; later attempts succeed (reads ``status.retries``) |
 
 ``KUBEFT_FAKE_STEP_SECONDS`` (default 0.2) is the time per step; ``KUBEFT_PROGRESS_INTERVAL``
-(default 5) the least time between two progress patches. SIGTERM writes a ``Preempted`` report and
+(set by the operator, default 30) the least time between two progress patches. SIGTERM writes a ``Preempted`` report and
 exits 143, as the real trainer does after saving a checkpoint.
 """
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     total = int(training.get("maxSteps") or 10)
     every = int(training.get("checkpointSteps") or 100)
     step_seconds = float(os.environ.get("KUBEFT_FAKE_STEP_SECONDS", "0.2"))
-    interval = float(os.environ.get("KUBEFT_PROGRESS_INTERVAL", "5"))
+    interval = float(os.environ.get(contract.PROGRESS_INTERVAL_ENV, contract.DEFAULT_PROGRESS_INTERVAL_SECONDS))
     last_report, checkpoint, loss = 0.0, None, 2.0
     for step in range(1, total + 1):
         time.sleep(step_seconds)

@@ -55,8 +55,10 @@ def release(cluster: Cluster) -> Iterator[Identity]:
         f"--set=operator.watchNamespaces[0]={E2E_NAMESPACES}",
         # The test servers (S3, the Hub stand-in) listen on the node's private address.
         "--set=operator.allowPrivateEndpoints=true",
-        "--set-string=trainer.env.KUBEFT_PROGRESS_INTERVAL=0.5",
+        "--set-json=trainer.progressIntervalSeconds=0.5",
         "--set-string=trainer.env.HF_HUB_OFFLINE=0",
+        # The fit estimate's verdict for jobs that ask for a GPU (test_fit_estimate.py); none runs on one here.
+        '--set-json=trainer.gpuMemoryGiB={"nvidia.com/gpu": 16}',
         "--wait",
         "--timeout=180s",
     ]

@@ -99,7 +99,14 @@ def _queued_run(job_manifest: Any, name: str, queue: str, *, steps: int) -> dict
 
 
 def test_a_quota_of_two_gpus_runs_two_jobs_and_queues_the_third_until_one_finishes(
-    cluster: Cluster, namespace: str, s3: S3, e2e_operator, job_manifest, watch: Watcher, team: str
+    cluster: Cluster,
+    namespace: str,
+    s3: S3,
+    e2e_operator,
+    job_manifest,
+    watch: Watcher,
+    team: str,
+    cluster_queue: str,
 ):
     names = ["first", "second", "third"]
     for name in names:
@@ -123,12 +130,20 @@ def test_a_quota_of_two_gpus_runs_two_jobs_and_queues_the_third_until_one_finish
     (job,) = watch.items("jobs", waiting)
     assert job["spec"]["suspend"] is True and watch.items("pods", waiting) == [], "Kueue holds it: no pod"
     assert watch.condition(waiting, "Queued")["reason"] == "WaitingForAdmission"
+    # Kueue's own words on why it waits (the Workload's QuotaReserved=False message).
+    cluster.wait_for(
+        lambda: "insufficient unused quota for nvidia.com/gpu" in watch.condition(waiting, "Queued").get("message", ""),
+        timeout=30,
+        what="the Queued condition to carry Kueue's reason",
+    )
 
     for name in names:
         watch.wait_phase(name, "Succeeded", timeout=600)
     first_done = min(watch.status(n)["completionTime"] for n in names if n != waiting)
     assert watch.status(waiting)["startTime"] >= first_done, "the third ran before a GPU was free"
     assert watch.condition(waiting, "Queued")["reason"] == "Admitted"
+    for name in names:  # the ClusterQueue comes from the Workload's status.admission when Kueue admits it
+        assert f"in ClusterQueue {cluster_queue}" in watch.condition(name, "Queued")["message"]
 
 
 def test_a_suspended_admitted_job_stays_suspended_then_resumes_from_its_checkpoint(
@@ -256,6 +271,12 @@ def test_a_preempted_low_priority_job_checkpoints_yields_its_gpu_and_resumes_wit
     ]
     evicted = {c["type"]: c for c in workload["status"]["conditions"]}.get("Evicted", {})
     assert evicted.get("reason") == "Preempted", workload["status"]["conditions"]
+    # The FineTuneJob says so in Kueue's words: the condition, and an Event.
+    queued = watch.condition("low", "Queued")
+    assert queued["reason"] == "Preempted", queued
+    assert "Preempted to accommodate a workload" in queued["message"], queued
+    assert watch.condition("low", "Running")["reason"] == "Preempted"
+    cluster.wait_for(lambda: "Preempted" in watch.event_reasons("low"), timeout=30, what="a Preempted Event")
     watch.wait_phase("high", "Succeeded", timeout=300)
     watch.wait_phase("low", "Succeeded", timeout=600)
 

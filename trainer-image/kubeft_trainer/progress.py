@@ -1,9 +1,10 @@
 """Live progress into the FineTuneJob status, and the termination message on exit.
 
-:class:`Reporter` merge-patches `{"status": {"progress": ..., "metrics": ...}}` onto the job's
+:class:`Reporter` merge-patches `{"status": {"progress": ..., "metrics": ..., "dataset": ...}}` onto the job's
 status subresource with the pod's service-account token (docs/DESIGN.md), from a background
 thread so a slow API server never stalls a training step, at most every
-KUBEFT_PROGRESS_INTERVAL seconds (default 5) and always on checkpoints and at the end. Outside
+KUBEFT_PROGRESS_INTERVAL seconds (``api.contract``: the operator sets it, default 30) and always
+on checkpoints and at the end. Outside
 Kubernetes (no KUBERNETES_SERVICE_HOST) it only logs. Plain `http.client`: the trainer carries
 no Kubernetes client library. :func:`write_termination_message` writes the final JSON.
 """
@@ -21,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from kubeft_operator.api import redaction
+from kubeft_operator.api import contract, redaction
 from kubeft_operator.api import status as api_status
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 SERVICE_ACCOUNT_DIR = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096
-DEFAULT_INTERVAL = 5.0
 FIELD_MANAGER = "kubeft-trainer"
 
 
@@ -105,7 +105,7 @@ class Reporter:
         self.namespace = namespace or _read(service_account_dir / "namespace")
         self.host = env.get("KUBERNETES_SERVICE_HOST")
         self.port = int(env.get("KUBERNETES_SERVICE_PORT", "443"))
-        self.interval = float(env.get("KUBEFT_PROGRESS_INTERVAL", DEFAULT_INTERVAL))
+        self.interval = float(env.get(contract.PROGRESS_INTERVAL_ENV, contract.DEFAULT_PROGRESS_INTERVAL_SECONDS))
         self.sa_dir = service_account_dir
         self.enabled = bool(self.host and self.namespace)
         self._pending: dict[str, Any] | None = None
@@ -129,12 +129,19 @@ class Reporter:
         return self
 
     def report(
-        self, *, progress: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None, force: bool = False
+        self,
+        *,
+        progress: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        dataset: dict[str, Any] | None = None,
+        force: bool = False,
     ) -> None:
         """Queue an update; it is sent when the interval allows, or at once with `force`."""
         status: dict[str, Any] = {}
         if progress is not None:
             status["progress"] = progress
+        if dataset is not None:
+            status["dataset"] = dataset
         if metrics:
             status["metrics"] = finite_metrics(metrics)
         if not status:
@@ -216,6 +223,7 @@ def termination_message(
     step: int | None = None,
     artifact: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    promotion: dict[str, Any] | None = None,
 ) -> str:
     """The JSON docs/DESIGN.md specifies, cut to fit the 4 KiB Kubernetes keeps."""
     doc: dict[str, Any] = {"result": result}
@@ -230,6 +238,9 @@ def termination_message(
         doc["artifact"] = artifact
     if metrics:
         doc["metrics"] = finite_metrics(metrics)
+    if promotion:
+        # The promotion gate's decision (kubeft_operator.api.promotion): the Promoted condition.
+        doc["promotion"] = promotion
     text = json.dumps(doc)
     if len(text.encode()) > TERMINATION_LIMIT and "metrics" in doc:
         doc["metrics"] = {k: v for k, v in doc["metrics"].items() if k in ("train_loss", "eval_loss")}

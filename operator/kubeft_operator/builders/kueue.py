@@ -1,13 +1,15 @@
 """Kueue's Workload of a queued trainer Job: how kubeft suspends and resumes it without fighting Kueue.
 
-With ``spec.scheduling.queueName`` the trainer Job is created suspended and from then on Kueue is
-the only writer of its ``spec.suspend``: Kueue unsuspends it on admission and suspends it again on
-preemption. Were kubeft to suspend an admitted Job itself, Kueue would see an admitted workload
-whose Job is suspended and start it again, and the two would take turns. So a user's
-``spec.suspend`` goes through Kueue's own switch instead, the Workload's ``spec.active``: false
-evicts the workload (Kueue suspends the Job, the trainer checkpoints on SIGTERM) and keeps it out
-of the queue; true queues it again. Kueue names the Workload after the Job and labels it with the
-Job's uid; kubeft finds it by that label and checks the controller ownerReference.
+With a queue (``spec.scheduling.queueName``, or the operator's default queue, which
+builders/defaults.py folds into the spec before this module sees it) the trainer Job is created
+suspended and from then on Kueue is the only writer of its ``spec.suspend``: Kueue unsuspends it on
+admission and suspends it again on preemption. Were kubeft to suspend an admitted Job itself, Kueue
+would see an admitted workload whose Job is suspended and start it again, and the two would take
+turns. So a user's ``spec.suspend`` goes through Kueue's own switch instead, the Workload's
+``spec.active``: false evicts the workload (Kueue suspends the Job, the trainer checkpoints on
+SIGTERM) and keeps it out of the queue; true queues it again. Kueue names the Workload after the
+Job and labels it with the Job's uid; kubeft finds it by that label and checks the controller
+ownerReference.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from kubeft_operator import config
+from kubeft_operator.api import spec as spec_models
 from tests.unit.chart import helm
 
 HA_VALUES = ("-f", str(helm.VALUES_DIR / "ha-monitoring.yaml"))
@@ -109,6 +110,12 @@ def test_the_trainer_grace_period_reaches_the_operator() -> None:
     assert env["KUBEFT_TRAINER_TERMINATION_GRACE_SECONDS"] == "900"
 
 
+def test_the_trainer_progress_interval_reaches_the_operator_as_its_settings_read_it() -> None:
+    assert _env()["KUBEFT_TRAINER_PROGRESS_INTERVAL_SECONDS"] == "30"
+    env = _env("--set-json", "trainer.progressIntervalSeconds=0.5")
+    assert config.Settings.from_env(env).progress_interval_seconds == 0.5
+
+
 def test_trainer_pull_secrets_and_identity_reach_the_operator_as_its_settings_read_them() -> None:
     assert "KUBEFT_TRAINER_IMAGE_PULL_SECRETS" not in _env()
     assert "KUBEFT_TRAINER_SERVICE_ACCOUNT_ANNOTATIONS" not in _env()
@@ -120,6 +127,57 @@ def test_trainer_pull_secrets_and_identity_reach_the_operator_as_its_settings_re
     settings = config.Settings.from_env(env)
     assert settings.trainer_image_pull_secrets == ("registry-a", "registry-b")
     assert settings.trainer_service_account_annotations == (("eks.amazonaws.com/role-arn", "arn:aws:iam::1:role/t"),)
+
+
+def test_trainer_scheduling_defaults_reach_the_operator_only_when_set() -> None:
+    env = _env()
+    assert not [name for name in env if name.startswith("KUBEFT_TRAINER_DEFAULT_") and not name.endswith(
+        ("_GPUS", "_CPU", "_MEMORY")
+    )]  # fmt: skip
+    assert config.Settings.from_env(env).default_scheduling == spec_models.SchedulingSpec()
+
+
+def test_trainer_scheduling_defaults_reach_the_operator_as_its_settings_read_them() -> None:
+    env = _env(
+        "--set", "trainer.defaults.nodeSelector.node-pool=gpu",
+        "--set", "trainer.defaults.nodeSelector.nvidia\\.com/gpu\\.product=NVIDIA-H100-80GB-HBM3",
+        "--set", "trainer.defaults.tolerations[0].key=nvidia.com/gpu",
+        "--set", "trainer.defaults.tolerations[0].operator=Exists",
+        "--set", "trainer.defaults.tolerations[0].effect=NoSchedule",
+        "--set", "trainer.defaults.tolerations[1].key=spot",
+        "--set-string", "trainer.defaults.tolerations[1].value=true",
+        "--set", "trainer.defaults.tolerations[1].effect=NoExecute",
+        "--set", "trainer.defaults.tolerations[1].tolerationSeconds=60",
+        "--set", "trainer.defaults.priorityClassName=batch-low",
+        "--set", "trainer.defaults.queueName=team-nlp",
+    )  # fmt: skip
+    scheduling = config.Settings.from_env(env).default_scheduling
+    assert scheduling.wire() == {
+        "nodeSelector": {"node-pool": "gpu", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+        "tolerations": [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "spot", "operator": "Equal", "value": "true", "effect": "NoExecute", "tolerationSeconds": 60},
+        ],
+        "priorityClassName": "batch-low",
+        "queueName": "team-nlp",
+    }
+
+
+def test_trainer_disk_and_shm_defaults_reach_the_operator() -> None:
+    settings = config.Settings.from_env(_env())
+    assert settings.ephemeral_storage is None
+    assert (settings.workdir_size_limit, settings.hf_cache_size_limit) == ("50Gi", "200Gi")
+    assert settings.shm_size == "2Gi"
+
+
+def test_trainer_disk_and_shm_values_reach_the_operator_and_blanking_one_turns_it_off() -> None:
+    env = _env(
+        "--set", "trainer.ephemeralStorage=50Gi,trainer.workdirSizeLimit=20Gi",
+        "--set", "trainer.hfCacheSizeLimit=,trainer.shmSize=8Gi",
+    )  # fmt: skip
+    settings = config.Settings.from_env(env)
+    assert (settings.ephemeral_storage, settings.workdir_size_limit) == ("50Gi", "20Gi")
+    assert (settings.hf_cache_size_limit, settings.shm_size) == (None, "8Gi")
 
 
 def test_hf_cache_claim_reaches_the_operator_only_when_set() -> None:

@@ -107,6 +107,11 @@ def test_reports_are_rate_limited_to_the_interval(api_server: tuple[int, pathlib
     assert Recorder.calls[-1]["body"]["status"]["progress"]["step"] == 49
 
 
+def test_without_the_operators_interval_the_reporter_patches_every_30_seconds(tmp_path: pathlib.Path) -> None:
+    env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBEFT_NAMESPACE": "team-a"}
+    assert progress.Reporter(name="job-1", namespace="team-a", environ=env, service_account_dir=tmp_path).interval == 30
+
+
 def test_outside_kubernetes_the_reporter_only_logs(tmp_path: pathlib.Path) -> None:
     r = progress.Reporter(name="job", namespace="ns", environ={}, service_account_dir=tmp_path)
     assert not r.enabled
