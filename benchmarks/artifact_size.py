@@ -73,7 +73,7 @@ def measure_method(
     artifact = None
     for _ in range(repeats):
         start = time.perf_counter()
-        artifact = export.export(cfg, model, metrics={}, labels=None, step=1, s3_client=client)
+        artifact = export.export(cfg, model, metrics={}, labels=None, step=1, s3_client=client).artifact
         seconds.append(time.perf_counter() - start)
     assert artifact is not None
     trainable, total = model.get_nb_trainable_parameters()

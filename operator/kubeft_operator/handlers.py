@@ -128,6 +128,7 @@ async def start(
     memo.api = api
     memo.reconciler = reconciler.Reconciler(api, view, cfg, instance=socket.gethostname())
     metrics.track_phases(memo.reconciler.phases)
+    metrics.track_jobs(memo.reconciler.samples)
     metrics.serve(cfg.metrics_port)
     logger.info("kubeft operator started (trainer image %s)", cfg.trainer_image)
 

@@ -1,20 +1,29 @@
 """Prometheus instruments of the operator, served on ``/metrics`` (port from ``KUBEFT_METRICS_PORT``).
 
 - ``kubeft_finetunejobs{phase}``: FineTuneJobs this operator knows, by phase (read at scrape time).
+- ``kubeft_finetunejob_*{namespace,name}``: one series per FineTuneJob this operator knows, read at scrape
+  time from its status (:data:`JOB_GAUGES`, plus ``kubeft_finetunejob_info{namespace,name,phase}``).
 - ``kubeft_reconcile_duration_seconds``: time per reconciliation of one FineTuneJob.
 - ``kubeft_reconcile_errors_total``: reconciliations that raised and were retried.
 - ``kubeft_api_writes_total{verb,kind}``: writes to the API server (the per-job write budget).
 
 The reconciler and :mod:`kubeft_operator.k8s` update the instruments; the startup handler calls
-:func:`serve`.
+:func:`track_phases`, :func:`track_jobs` and :func:`serve`. The chart's Grafana dashboard and
+PrometheusRule query only the names :func:`exported_names` lists, and a unit test holds them to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import prometheus_client
 from prometheus_client import core, registry
+
+from kubeft_operator.api import base
+from kubeft_operator.api import status as status_models
 
 RECONCILE_SECONDS = prometheus_client.Histogram(
     "kubeft_reconcile_duration_seconds",
@@ -56,6 +65,123 @@ def track_phases(source: Callable[[], Iterable[str]]) -> None:
         prometheus_client.REGISTRY.unregister(_phase_collector)
     _phase_collector = PhaseCollector(source)
     prometheus_client.REGISTRY.register(_phase_collector)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSample:
+    """One FineTuneJob as the per-job gauges see it: its key, its phase and its status as last seen."""
+
+    namespace: str
+    name: str
+    phase: str
+    status: Mapping[str, Any]
+
+
+def _wire(model: type[base.ApiModel], field: str) -> str:
+    """The camelCase key of ``field`` in the status, from the model that declares it."""
+    return model.model_fields[field].alias or field
+
+
+_PROGRESS = _wire(status_models.FineTuneJobStatus, "progress")
+_METRICS = _wire(status_models.FineTuneJobStatus, "metrics")
+
+
+def _progress(field: str) -> Callable[[Mapping[str, Any]], Any]:
+    key = _wire(status_models.Progress, field)
+    return lambda status: (status.get(_PROGRESS) or {}).get(key)
+
+
+def _metric(key: str) -> Callable[[Mapping[str, Any]], Any]:
+    """A key of status.metrics: the trainer's log keys (transformers' names), e.g. ``eval_loss``."""
+    return lambda status: (status.get(_METRICS) or {}).get(key)
+
+
+# name -> (help, how to read it from a FineTuneJob's status). A job without the value has no
+# series of that name: a gauge that is absent is not a gauge at 0.
+JOB_GAUGES: dict[str, tuple[str, Callable[[Mapping[str, Any]], Any]]] = {
+    "kubeft_finetunejob_step": ("Optimizer steps done (status.progress.step).", _progress("step")),
+    "kubeft_finetunejob_total_steps": (
+        "Optimizer steps planned (status.progress.totalSteps).",
+        _progress("total_steps"),
+    ),
+    "kubeft_finetunejob_loss": ("Latest training loss (status.progress.loss).", _progress("loss")),
+    "kubeft_finetunejob_eta_seconds": (
+        "Estimated seconds left (status.progress.etaSeconds).",
+        _progress("eta_seconds"),
+    ),
+    "kubeft_finetunejob_eval_loss": ("Latest evaluation loss (status.metrics.eval_loss).", _metric("eval_loss")),
+    "kubeft_finetunejob_eval_perplexity": (
+        "Latest evaluation perplexity (status.metrics.eval_perplexity).",
+        _metric("eval_perplexity"),
+    ),
+    "kubeft_finetunejob_eval_accuracy": (
+        "Latest evaluation accuracy (status.metrics.eval_accuracy).",
+        _metric("eval_accuracy"),
+    ),
+    "kubeft_finetunejob_eval_f1": ("Latest evaluation macro F1 (status.metrics.eval_f1).", _metric("eval_f1")),
+    "kubeft_finetunejob_samples_per_second": (
+        "Training throughput over the whole run, reported when training ends "
+        "(status.metrics.train_samples_per_second); while it runs, use rate(kubeft_finetunejob_step[5m]).",
+        _metric("train_samples_per_second"),
+    ),
+}
+JOB_INFO = "kubeft_finetunejob_info"
+JOB_LABELS = ("namespace", "name")
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, or None: the trainer writes the status, and a scrape must not fail on it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+class JobCollector(registry.Collector):
+    """Per-FineTuneJob gauges from a live source: a job the source no longer lists has no series."""
+
+    def __init__(self, source: Callable[[], Iterable[JobSample]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[core.Metric]:
+        samples = list(self._source())
+        info = core.GaugeMetricFamily(
+            JOB_INFO, "1 per FineTuneJob this operator knows, labelled with its phase.", labels=[*JOB_LABELS, "phase"]
+        )
+        for sample in samples:
+            info.add_metric([sample.namespace, sample.name, sample.phase], 1)
+        yield info
+        for name, (text, read) in JOB_GAUGES.items():
+            family = core.GaugeMetricFamily(name, text, labels=list(JOB_LABELS))
+            for sample in samples:
+                value = _number(read(sample.status))
+                if value is not None:
+                    family.add_metric([sample.namespace, sample.name], value)
+            yield family
+
+
+_job_collector: JobCollector | None = None
+
+
+def track_jobs(source: Callable[[], Iterable[JobSample]]) -> None:
+    """Report the per-job gauges from ``source``; a later call replaces the earlier source."""
+    global _job_collector
+    if _job_collector is not None:
+        prometheus_client.REGISTRY.unregister(_job_collector)
+    _job_collector = JobCollector(source)
+    prometheus_client.REGISTRY.register(_job_collector)
+
+
+# The names PromQL sees for each sample type: counters end in _total, histograms are three series.
+_QUERY_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+
+
+def exported_names() -> frozenset[str]:
+    """Every series name the kubeft instruments and collectors put on ``/metrics``, as PromQL names it."""
+    families = [
+        family for instrument in (RECONCILE_SECONDS, RECONCILE_ERRORS, API_WRITES) for family in instrument.describe()
+    ]
+    families += [*PhaseCollector(lambda: ()).collect(), *JobCollector(lambda: ()).collect()]
+    return frozenset(family.name + suffix for family in families for suffix in _QUERY_SUFFIXES[family.type])
 
 
 def serve(port: int) -> None:

@@ -29,14 +29,18 @@ import pydantic
 
 from kubeft_operator import config, metrics, status
 from kubeft_operator.api import spec as spec_models
-from kubeft_operator.builders import children, defaults, endpoints, event, images, kueue, meta, resume, verify
+from kubeft_operator.builders import children, defaults, endpoints, event, fit, images, kueue, meta, resume, verify
 from kubeft_operator.builders import job as job_builder
 from kubeft_operator.k8s import errors
 
 Key = tuple[str, str]
 MAX_BACKOFF_SECONDS = 300.0
-# How soon to look again for the Workload Kueue has not created yet, when it must be deactivated.
+# How soon to look again for the Workload Kueue has not created yet, when it must be deactivated,
+# or has not decided about yet, when the status is to say why Kueue holds the Job.
 WORKLOAD_POLL_SECONDS = 2.0
+# At most this many looks per state of a held Job while Kueue says nothing (a Kueue that does not
+# manage batch/v1 Jobs never will).
+WORKLOAD_LOOKS = 5
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +130,8 @@ class Reconciler:
         self._phases: dict[Key, str] = {}
         # (Job uid, active) that Kueue's Workload of a queued job was last seen or made to say.
         self._workloads: dict[Key, tuple[str, bool]] = {}
+        # Kueue's word on a held queued Job, for its status: ((Job uid, resourceVersion), looks, Workload view).
+        self._kueue_words: dict[Key, tuple[tuple[str, str], int, Mapping[str, Any] | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------------- entry points
@@ -160,6 +166,7 @@ class Reconciler:
         self._failures.pop(key, None)
         self._phases.pop(key, None)
         self._workloads.pop(key, None)
+        self._kueue_words.pop(key, None)
         lock = self._locks.get(key)
         if lock is not None and not lock.locked():
             del self._locks[key]
@@ -173,6 +180,23 @@ class Reconciler:
 
     def phases(self) -> Iterable[str]:
         return list(self._phases.values())
+
+    def samples(self) -> list[metrics.JobSample]:
+        """Each FineTuneJob :meth:`phases` counts, with its status as last seen: the source of the per-job
+        gauges. Read at scrape time from the metrics thread, so it only reads (never prunes) the caches."""
+        found = []
+        for key, phase in list(self._phases.items()):
+            seen = self._view.finetunejob(key)
+            written = self._written.get(key)
+            if (
+                seen is not None
+                and written is not None
+                and written["metadata"].get("uid") != seen["metadata"].get("uid")
+            ):
+                written = None
+            body = _newer(seen, written) or {}
+            found.append(metrics.JobSample(namespace=key[0], name=key[1], phase=phase, status=body.get("status") or {}))
+        return found
 
     def close(self) -> None:
         for timer in self._timers.values():
@@ -266,7 +290,10 @@ class Reconciler:
         spec, spec_error = self._parse_cached(key, body)
         job = self._job(key, owner.uid)
         create_error = waiting = resumed_from = wake = None
-        if spec is not None and job is None:
+        # Pure arithmetic on the spec (no fetch): with failIfNotFits, an estimate over the GPU's memory
+        # stops the job here, before any child exists; status.compute says why.
+        estimate = fit.assess(spec, self._settings) if spec is not None else None
+        if spec is not None and job is None and fit.refusal(spec, estimate) is None:
             resolution = await self._resolve_resume(owner, spec)
             if resolution.refused is not None:
                 spec, spec_error = None, resolution.refused
@@ -286,6 +313,9 @@ class Reconciler:
             # The spec is refused now (an operator upgrade, a policy made stricter) while its trainer
             # may be running: stop it in this reconcile; the Failed condition says why.
             job, wake = await self._stop(key, owner, job, queued=self._queued(key))
+        workload = look_again = None
+        if spec is not None and job is not None:
+            workload, look_again = await self._kueue_word(key, owner, spec, job, current)
         pods = self._view.pods(key) if job is not None else ()
         verify_reason = verify.reason(spec, self._settings) if spec is not None else None
         verify_job = None
@@ -305,6 +335,8 @@ class Reconciler:
             waiting=waiting,
             verify_reason=verify_reason,
             verify_job=verify_job,
+            workload=workload,
+            estimate=estimate,
         )
         target = status.verify_target(observed)
         if spec is not None and target is not None and verify_job is None:
@@ -331,7 +363,7 @@ class Reconciler:
         self._failures.pop(key, None)
         if status.is_terminal(new):
             return await self._expire(owner, {**body, "status": new}, now=now)
-        waits = [w for w in (result.requeue_after, wake) if w is not None]
+        waits = [w for w in (result.requeue_after, wake, look_again) if w is not None]
         return min(waits) if waits else None
 
     async def _resolve_resume(self, owner: meta.Owner, spec: spec_models.FineTuneJobSpec) -> resume.Resolution:
@@ -472,10 +504,49 @@ class Reconciler:
         self._workloads[key] = (job_uid, active)
         return 0.0
 
+    async def _kueue_word(
+        self,
+        key: Key,
+        owner: meta.Owner,
+        spec: spec_models.FineTuneJobSpec,
+        job: Mapping[str, Any],
+        current: Mapping[str, Any],
+    ) -> tuple[Mapping[str, Any] | None, float | None]:
+        """Kueue's Workload of a queued Job, for the status to say why Kueue holds the Job (no quota
+        yet, preempted) and in which ClusterQueue it admits it. Looked up only while Kueue holds the
+        Job and when it admits it, once per change of the Job, plus up to WORKLOAD_LOOKS looks while
+        Kueue has not decided yet; a running job costs no lookup. Returns the Workload's view (None
+        when there is none, or no Kueue) and when to look again."""
+        if not kueue.queued(spec) or spec.suspend or job_builder.finished(dict(job)):
+            return None, None
+        held = bool(job.get("spec", {}).get("suspend"))
+        if not held and not status.waiting_for_kueue(current):
+            return None, None
+        md = job.get("metadata", {})
+        stamp = (str(md.get("uid") or ""), str(md.get("resourceVersion") or ""))
+        seen = self._kueue_words.get(key)
+        looks = 1
+        if seen is not None and seen[0] == stamp:
+            if status.kueue_has_spoken(seen[2]) or seen[1] >= WORKLOAD_LOOKS:
+                return seen[2], None
+            looks = seen[1] + 1
+        found = await self._api.list_workloads(owner.namespace, stamp[0])
+        if found is None:  # no Kueue: nothing will say more
+            self._kueue_words[key] = (stamp, WORKLOAD_LOOKS, None)
+            return None, None
+        workload = kueue.workload_of(found[1], stamp[0])
+        view = status.workload_view(workload) if workload is not None else None
+        self._kueue_words[key] = (stamp, looks, view)
+        if not held or status.kueue_has_spoken(view) or looks >= WORKLOAD_LOOKS:
+            return view, None
+        return view, WORKLOAD_POLL_SECONDS
+
     def _queued(self, key: Key) -> bool:
-        """Whether the refused spec of this job named a Kueue queue (read from the raw spec: it does not parse)."""
+        """Whether the refused spec of this job named a Kueue queue or took the operator's default one
+        (builders/defaults.py), as its Job was built; read from the raw spec: it does not parse."""
         body = self._finetunejob(key) or {}
-        return bool(((body.get("spec") or {}).get("scheduling") or {}).get("queueName"))
+        own = ((body.get("spec") or {}).get("scheduling") or {}).get("queueName")
+        return bool(own or self._settings.default_scheduling.queue_name)
 
     async def _patch_job(self, key: Key, owner: meta.Owner, patch: dict[str, Any]) -> Mapping[str, Any]:
         updated = status.job_view(await self._api.patch_job(owner.namespace, meta.job_name(owner.name), patch))

@@ -1,4 +1,4 @@
-"""Pure status computation: observed FineTuneJob + Job + pods -> phase, conditions, artifact.
+"""Pure status computation: observed FineTuneJob + Job + pods (+ Kueue's Workload) -> phase, conditions, artifact.
 
 :func:`compute` is the single place that decides a FineTuneJob's phase; the reconciler calls it
 after every observation and patches the status subresource only with what :func:`changes`
@@ -13,6 +13,9 @@ Rules:
 - The operator owns the fields in :data:`OWNED`; ``progress`` belongs to the trainer and is
   never written here. ``metrics`` is written once, from the successful pod's termination message.
 - A condition's ``lastTransitionTime`` only moves when its ``status`` changes.
+- Nothing here follows the trainer's progress: conditions and their messages change with the
+  phase and with what Kueue says, so a watcher of conditions (Argo CD's health message) sees a
+  stable job while it trains.
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kubeft_operator.api import contract, layout, redaction
+from kubeft_operator.api import contract, layout, promotion, redaction
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.api import status as status_models
-from kubeft_operator.builders import meta
+from kubeft_operator.builders import fit, meta
 
 Phase = status_models.Phase
 
@@ -44,8 +47,9 @@ OWNED = (
     "resumedFrom",
     "children",
     "retries",
+    "estimate",
 )
-CONDITION_ORDER = ("Created", "Queued", "Suspended", "Running", "Verified", "Succeeded", "Failed")
+CONDITION_ORDER = ("Fits", "Created", "Queued", "Suspended", "Running", "Verified", "Promoted", "Succeeded", "Failed")
 # Waiting reasons of the trainer container that need a human (or a Secret) rather than time.
 BLOCKING_REASONS = frozenset(
     {"CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName"}
@@ -56,6 +60,10 @@ POD_GRACE_SECONDS = 10.0
 # How often a job whose spec.resumeFrom names an unfinished run looks at it again.
 RESUME_POLL_SECONDS = 10.0
 CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
+# The conditions of Kueue's Workload that say why it holds a Job, and the eviction that is the
+# user's own doing (spec.suspend through the Workload's spec.active), not Kueue's.
+WORKLOAD_CONDITIONS = ("QuotaReserved", "Admitted", "Evicted", "Preempted")
+KUEUE_DEACTIVATED = "Deactivated"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +86,10 @@ class Observed:
     # Why the operator must verify the exported adapter itself (builders/verify.py), and its Job.
     verify_reason: str | None = None
     verify_job: Mapping[str, Any] | None = None
+    # Kueue's Workload of the Job (:func:`workload_view`) while Kueue holds or admits it, when looked up.
+    workload: Mapping[str, Any] | None = None
+    # status.estimate (builders/fit.py), computed from the spec before any child exists.
+    estimate: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +158,34 @@ def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
             ],
         },
     }
+
+
+def workload_view(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of Kueue's Workload that :func:`compute` reads: the ClusterQueue that reserved quota
+    for it (``status.admission``, only while it holds quota) and the conditions that say why not."""
+    md = body.get("metadata", {})
+    raw = body.get("status") or {}
+    cluster_queue = (raw.get("admission") or {}).get("clusterQueue")
+    conditions = [
+        {k: c.get(k) for k in ("type", "status", "reason", "message")}
+        for c in raw.get("conditions") or []
+        if c.get("type") in WORKLOAD_CONDITIONS
+    ]
+    out: dict[str, Any] = {"conditions": conditions}
+    if cluster_queue:
+        out["admission"] = {"clusterQueue": cluster_queue}
+    return {"metadata": {"name": md.get("name")}, "status": out}
+
+
+def kueue_has_spoken(workload: Mapping[str, Any] | None) -> bool:
+    """Whether Kueue has decided about the Workload yet: reserved quota for it, or said why not."""
+    conditions = (workload or {}).get("status", {}).get("conditions") or []
+    return any(c.get("type") == "QuotaReserved" for c in conditions)
+
+
+def waiting_for_kueue(status: Mapping[str, Any]) -> bool:
+    """Whether the status says the Job waits for Kueue (its Queued condition is True)."""
+    return _conditions_by_type(status).get("Queued", {}).get("status") == "True"
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -222,6 +262,28 @@ def _metrics(doc: Mapping[str, Any] | None) -> dict[str, float] | None:
     return numbers or None
 
 
+def _promoted(
+    spec: spec_models.FineTuneJobSpec, doc: Mapping[str, Any] | None, conditions: _Conditions, *, uri: str
+) -> str:
+    """Set the Promoted condition from the trainer's gate decision; returns the Succeeded message.
+
+    Only with spec.promotion. The job is Succeeded whether or not the gate passed: training worked,
+    and the adapter is at status.artifact.uri either way (spec.output, or the run's own prefix).
+    """
+    if spec.promotion is None:
+        return f"adapter exported to {uri}"
+    status, reason, message = promotion.condition(doc)
+    output = spec.output.s3.uri.rstrip("/") if spec.output.s3 is not None else None
+    if status and uri.rstrip("/") != output:
+        # A trainer that says "promoted" must have reported the adapter at spec.output.
+        status, reason = False, promotion.NOT_AT_OUTPUT
+        message = f"the trainer reported a passed gate but the adapter at {uri}, not at spec.output ({output})"
+    conditions.set("Promoted", status, reason, redaction.redact(message))
+    if status:
+        return f"adapter exported to {uri} and promoted"
+    return f"adapter exported to {uri}, not promoted to spec.output (condition Promoted says why)"
+
+
 def _blocked(pods: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
     """Why a trainer pod cannot start (missing Secret, bad image, unschedulable), if it cannot."""
     for pod in pods:
@@ -234,6 +296,50 @@ def _blocked(pods: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason"):
                 return cond["reason"], f"the trainer pod cannot be scheduled: {cond.get('message', '')}".rstrip(": ")
     return None
+
+
+def _workload_condition(workload: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
+    for cond in (workload or {}).get("status", {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None
+
+
+def _cluster_queue(workload: Mapping[str, Any] | None) -> str | None:
+    cluster_queue = ((workload or {}).get("status", {}).get("admission") or {}).get("clusterQueue")
+    return str(cluster_queue) if cluster_queue else None
+
+
+def _held(job_name: str, queue: str, workload: Mapping[str, Any] | None) -> tuple[str, str, str, str]:
+    """Why Kueue holds the Job, in Kueue's words when its Workload was looked up: the Queued
+    condition's reason and message, then the Running condition's.
+
+    The ClusterQueue is on the Workload only while it holds quota (``status.admission``), so a job
+    that was never admitted names its LocalQueue alone; its place in the queue is in Kueue's
+    visibility API, which kubeft does not query.
+    """
+    where = f"LocalQueue {queue}"
+    cluster_queue = _cluster_queue(workload)
+    if cluster_queue is not None:
+        where += f" (ClusterQueue {cluster_queue})"
+    evicted = _workload_condition(workload, "Evicted")
+    if evicted is not None and evicted.get("status") == "True" and evicted.get("reason") != KUEUE_DEACTIVATED:
+        reason = "Preempted" if evicted.get("reason") == "Preempted" else "Evicted"
+        why = [str(evicted.get("reason") or reason)]
+        preempted = _workload_condition(workload, "Preempted")
+        if preempted is not None and preempted.get("status") == "True" and preempted.get("reason"):
+            why.append(str(preempted["reason"]))
+        told = f": {evicted['message']}" if evicted.get("message") else ""
+        message = (
+            f"Kueue {reason.lower()} Job {job_name} ({', '.join(why)}){told}; "
+            f"it waits in {where} to be admitted again and resumes from its last checkpoint"
+        )
+        return reason, message, reason, "Kueue stopped the trainer; it resumes once Kueue admits the Job again"
+    message = f"Job {job_name} waits for Kueue to admit it from {where}"
+    pending = _workload_condition(workload, "QuotaReserved")
+    if pending is not None and pending.get("status") == "False" and pending.get("message"):
+        message += f": {pending['message']}"
+    return "WaitingForAdmission", message, "Queued", "waiting for admission by Kueue"
 
 
 def locations(spec: spec_models.FineTuneJobSpec, *, name: str, uid: str) -> dict[str, str]:
@@ -370,13 +476,18 @@ def _verifying(
         out["completionTime"] = verify_job.get("status", {}).get("completionTime") or now
         out["artifact"] = artifact
         conditions.set("Verified", True, "ArtifactVerified", f"the operator checked {uri} against its manifest")
-        conditions.set("Succeeded", True, "AdapterExported", f"adapter exported to {uri} and verified")
+        exported = f"adapter exported to {uri}"
+        if observed.spec is not None and observed.spec.promotion is not None:
+            exported = _promoted(observed.spec, trainer_doc, conditions, uri=uri)
+        conditions.set("Succeeded", True, "AdapterExported", f"{exported} and verified")
     else:
         reason = str((doc or {}).get("reason") or "ArtifactUnverified")
         message = str((doc or {}).get("message") or f"the verify Job {meta.verify_job_name(observed.name)} failed")
         out["phase"] = Phase.FAILED.value
         out["completionTime"] = since or now
         conditions.set("Verified", False, reason, redaction.redact(message))
+        if observed.spec is not None and observed.spec.promotion is not None:
+            conditions.set("Promoted", False, reason, "the operator could not verify the adapter the trainer reported")
         conditions.set("Failed", True, reason, redaction.redact(f"the trainer's result was not accepted: {message}"))
     out["conditions"] = conditions.list()
     return Result(status=out)
@@ -407,11 +518,23 @@ def compute(observed: Observed, *, now: str) -> Result:
         out["conditions"] = conditions.list()
         return Result(status=out)
 
+    if observed.estimate is not None:
+        out["estimate"] = dict(observed.estimate)
+    fits = fit.verdict(dict(observed.estimate) if observed.estimate is not None else None)
+    if fits is not None:
+        conditions.set("Fits", *fits)
     if observed.uid:
         out.update(locations(spec, name=observed.name, uid=observed.uid))
     if observed.resumed_from is not None:
         out["resumedFrom"] = observed.resumed_from
     job = observed.job
+    refused = fit.refusal(spec, dict(observed.estimate) if observed.estimate is not None else None)
+    if job is None and refused is not None:
+        out["phase"] = Phase.FAILED.value
+        out["completionTime"] = now
+        conditions.set("Failed", True, fit.REASON_EXCEEDS, f"{refused} (spec.resources.failIfNotFits)")
+        out["conditions"] = conditions.list()
+        return Result(status=out)
     if job is None:
         out["phase"] = Phase.PENDING.value
         if observed.create_error is not None:
@@ -439,7 +562,9 @@ def compute(observed: Observed, *, now: str) -> Result:
     queue = spec.scheduling.queue_name if spec.scheduling else None
     suspended = bool(job.get("spec", {}).get("suspend"))
     if queue is not None and not suspended:
-        conditions.clear_if_true("Queued", "Admitted", f"Kueue admitted Job {job_name}")
+        cluster_queue = _cluster_queue(observed.workload)
+        admitted = f"Kueue admitted Job {job_name}" + (f" in ClusterQueue {cluster_queue}" if cluster_queue else "")
+        conditions.clear_if_true("Queued", "Admitted", admitted)
     if not suspended:
         conditions.clear_if_true("Suspended", "Resumed", "spec.suspend was set to false")
     pods = [p for p in observed.pods if p.get("metadata", {}).get("controllerUid") in (None, job["metadata"]["uid"])]
@@ -466,7 +591,8 @@ def compute(observed: Observed, *, now: str) -> Result:
             out["metrics"] = metrics
         conditions.set("Running", False, "Completed", "the trainer finished")
         if artifact is not None:
-            conditions.set("Succeeded", True, "AdapterExported", f"adapter exported to {artifact['uri']}")
+            message = _promoted(spec, doc, conditions, uri=str(artifact["uri"]))
+            conditions.set("Succeeded", True, "AdapterExported", message)
         else:
             conditions.set("Succeeded", True, "TrainerSucceeded", "the trainer exited 0 but reported no artifact")
     elif failed is not None:
@@ -485,9 +611,9 @@ def compute(observed: Observed, *, now: str) -> Result:
         conditions.set("Running", False, "Suspended", "the run is suspended")
     elif suspended and queue is not None:
         out["phase"] = Phase.QUEUED.value
-        waiting = f"Job {job_name} waits for Kueue to admit it from LocalQueue {queue}"
-        conditions.set("Queued", True, "WaitingForAdmission", waiting)
-        conditions.set("Running", False, "Queued", "waiting for admission by Kueue")
+        reason, message, running_reason, running_message = _held(job_name, queue, observed.workload)
+        conditions.set("Queued", True, reason, message)
+        conditions.set("Running", False, running_reason, running_message)
     elif suspended:
         out["phase"] = Phase.PENDING.value
         conditions.set("Running", False, "Resuming", f"resuming Job {job_name}")
@@ -535,11 +661,18 @@ def transitions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
     if failed_create := became("Created", "False"):
         events.append(Event("Warning", "CreateFailed", str(failed_create.get("message", ""))))
     if phase == Phase.QUEUED.value and old_phase != phase:
-        events.append(Event("Normal", "Queued", str(after.get("Queued", {}).get("message", ""))))
+        queued = after.get("Queued", {})
+        # Back in the queue because Kueue preempted (or evicted) the run: the Event says so.
+        reason = queued.get("reason") if queued.get("reason") in ("Preempted", "Evicted") else "Queued"
+        events.append(Event("Normal", str(reason), str(queued.get("message", ""))))
     if phase == Phase.SUSPENDED.value and old_phase != phase:
         events.append(Event("Normal", "Suspended", "spec.suspend is true: the trainer Job is suspended"))
     if became("Running", "True"):
         events.append(Event("Normal", "Started", "the trainer is running"))
+    if promoted := became("Promoted", "True"):
+        events.append(Event("Normal", "Promoted", str(promoted.get("message", ""))))
+    if not_promoted := became("Promoted", "False"):
+        events.append(Event("Warning", "NotPromoted", str(not_promoted.get("message", ""))))
     if phase == Phase.SUCCEEDED.value and old_phase != phase:
         events.append(Event("Normal", "Succeeded", str(after.get("Succeeded", {}).get("message", ""))))
     if phase == Phase.FAILED.value and old_phase != phase:

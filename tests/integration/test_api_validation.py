@@ -184,7 +184,136 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         {"spec.scheduling": {"queueName": "q" * 64}},
         ("spec.scheduling.queueName", "may not be more than 63 bytes"),
     ),
-]
+    # Volumes end up on the Pod, next to the trainer's own: only claims and ConfigMaps, only where they
+    # can neither hide the trainer's files nor replace its code.
+    (
+        "volume-host-path",
+        {"spec.volumes": [{"name": "host", "hostPath": {"path": "/"}}]},
+        ("spec.volumes[0].hostPath", "unknown field"),
+    ),
+    (
+        "volume-without-source",
+        {"spec.volumes": [{"name": "data"}]},
+        ("spec.volumes[0]", "set exactly one of persistentVolumeClaim and configMap"),
+    ),
+    (
+        "volume-with-two-sources",
+        {"spec.volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "d"}, "configMap": {"name": "c"}}]},
+        ("spec.volumes[0]", "set exactly one of persistentVolumeClaim and configMap"),
+    ),
+    (
+        "volume-name-not-a-dns-label",
+        {"spec.volumes": [{"name": "Data_Set", "configMap": {"name": "c"}}]},
+        ("spec.volumes[0].name", "should match"),
+    ),
+    (
+        "volume-name-too-long",
+        {"spec.volumes": [{"name": "d" * 64, "configMap": {"name": "c"}}]},
+        ("spec.volumes[0].name", "may not be more than 63 bytes"),
+    ),
+    (
+        "volume-name-twice",
+        {"spec.volumes": [{"name": "d", "configMap": {"name": "a"}}, {"name": "d", "configMap": {"name": "b"}}]},
+        ("spec.volumes[1]", "Duplicate value"),
+    ),
+    (
+        "volume-name-of-the-trainer",
+        {"spec.volumes": [{"name": "hf-cache", "persistentVolumeClaim": {"claimName": "mine"}}]},
+        ("spec.volumes[0].name", "name the trainer's own volumes"),
+    ),
+    (
+        "claim-name-not-a-name",
+        {"spec.volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "My Claim"}}]},
+        ("spec.volumes[0].persistentVolumeClaim.claimName", "should match"),
+    ),
+    (
+        "mount-of-an-unknown-volume",
+        {
+            "spec.volumes": [{"name": "d", "configMap": {"name": "c"}}],
+            "spec.volumeMounts": [{"name": "e", "mountPath": "/data"}],
+        },
+        ("spec.volumeMounts", "each volume mount must name a volume in spec.volumes"),
+    ),
+    (
+        "mount-without-volumes",
+        {"spec.volumeMounts": [{"name": "d", "mountPath": "/data"}]},
+        ("spec.volumeMounts", "each volume mount must name a volume in spec.volumes"),
+    ),
+    (
+        "mount-path-relative",
+        {"spec.volumes": [{"name": "d", "configMap": {"name": "c"}}], "spec.volumeMounts": [
+            {"name": "d", "mountPath": "data"}
+        ]},
+        ("spec.volumeMounts[0].mountPath", "should match"),
+    ),
+    (
+        "mount-over-the-trainers-work-directory",
+        {"spec.volumes": [{"name": "d", "configMap": {"name": "c"}}], "spec.volumeMounts": [
+            {"name": "d", "mountPath": "/var/lib/kubeft"}
+        ]},
+        ("spec.volumeMounts[0].mountPath", "must be /data, /datasets, /models or /mnt"),
+    ),
+    (
+        "mount-over-the-trainers-code",
+        {"spec.volumes": [{"name": "d", "configMap": {"name": "c"}}], "spec.volumeMounts": [
+            {"name": "d", "mountPath": "/opt/kubeft"}
+        ]},
+        ("spec.volumeMounts[0].mountPath", "must be /data, /datasets, /models or /mnt"),
+    ),
+    (
+        "mount-over-dev-shm",
+        {"spec.volumes": [{"name": "d", "configMap": {"name": "c"}}], "spec.volumeMounts": [
+            {"name": "d", "mountPath": "/dev/shm"}
+        ]},
+        ("spec.volumeMounts[0].mountPath", "must be /data, /datasets, /models or /mnt"),
+    ),
+    (
+        "mount-path-escaping-its-root",
+        {"spec.volumes": [{"name": "d", "configMap": {"name": "c"}}], "spec.volumeMounts": [
+            {"name": "d", "mountPath": "/data/../etc"}
+        ]},
+        ("spec.volumeMounts[0].mountPath", "must not contain . or .. segments"),
+    ),
+    (
+        "mount-path-a-sibling-of-a-root",
+        {"spec.volumes": [{"name": "d", "configMap": {"name": "c"}}], "spec.volumeMounts": [
+            {"name": "d", "mountPath": "/database"}
+        ]},
+        ("spec.volumeMounts[0].mountPath", "must be /data, /datasets, /models or /mnt"),
+    ),
+    (
+        "mount-path-twice",
+        {"spec.volumes": [{"name": "d", "configMap": {"name": "c"}}], "spec.volumeMounts": [
+            {"name": "d", "mountPath": "/data"}, {"name": "d", "mountPath": "/data"}
+        ]},
+        ("spec.volumeMounts[1]", "Duplicate value"),
+    ),
+    # A promotion gate the run could never evaluate is refused at apply time, not after training.
+    (
+        "promotion-without-validation-split",
+        {"spec.promotion": {"thresholds": [{"metric": "eval_loss", "max": 2.5}]}},
+        ("spec.promotion", "needs a validation split"),
+    ),
+    (
+        "promotion-threshold-without-bound",
+        {"spec.dataset.validationFraction": 0.1, "spec.promotion": {"thresholds": [{"metric": "eval_loss"}]}},
+        ("spec.promotion.thresholds[0]", "set min, max or both"),
+    ),
+    (
+        "promotion-f1-for-a-language-model",
+        {"spec.dataset.validationFraction": 0.1, "spec.promotion": {"thresholds": [{"metric": "eval_f1", "min": 0.8}]}},
+        ("spec.promotion.thresholds", "eval_f1 is computed for tasks SEQ_CLS, TOKEN_CLS only"),
+    ),
+    (
+        "promotion-hub-only",
+        {
+            "spec.dataset.validationFraction": 0.1,
+            "spec.output": {"hub": {"repo": "org/name", "tokenSecretRef": {"name": "hub"}}},
+            "spec.promotion": {"thresholds": [{"metric": "eval_loss", "max": 2.5}]},
+        },
+        ("spec.promotion", "needs spec.output.s3"),
+    ),
+]  # fmt: skip
 
 
 def _manifest(changes: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +366,46 @@ def test_valid_scheduling_is_accepted_and_kept(apply, kubectl, namespace):
     assert got["spec"]["scheduling"]["tolerations"] == [
         {"operator": "Equal", **t} if "operator" not in t else t for t in tolerations
     ]
+
+
+def test_valid_volumes_are_accepted_and_kept(apply, kubectl, namespace):
+    """Claims (read-only unless asked) and ConfigMaps under the allowed roots; a volume may be mounted twice."""
+    volumes = [
+        {"name": "datasets", "persistentVolumeClaim": {"claimName": "team-datasets"}},
+        {"name": "models", "persistentVolumeClaim": {"claimName": "team-models", "readOnly": False}},
+        {"name": "templates", "configMap": {"name": "chat-templates"}},
+    ]
+    mounts = [
+        {"name": "datasets", "mountPath": "/datasets"},
+        {"name": "datasets", "mountPath": "/data/legal", "readOnly": True},
+        {"name": "models", "mountPath": "/models/base"},
+        {"name": "templates", "mountPath": "/mnt/templates"},
+    ]
+    doc = _manifest({"metadata.name": "mounted", "spec.volumes": volumes, "spec.volumeMounts": mounts})
+    result = apply(doc, dry_run=False)
+    assert result.returncode == 0, result.stderr
+    got = yaml.safe_load(kubectl("get", "ftj", "mounted", "-n", namespace, "-o", "yaml").stdout)["spec"]
+    claim = {"claimName": "team-datasets", "readOnly": True}
+    assert got["volumes"][0] == {"name": "datasets", "persistentVolumeClaim": claim}
+    assert got["volumes"][1:] == volumes[1:]
+    assert got["volumeMounts"] == [{"readOnly": False, **m} for m in mounts]
+
+
+def test_a_promotion_gate_with_evaluation_is_accepted(apply):
+    gate = {"thresholds": [{"metric": "eval_loss", "max": 2.5}, {"metric": "eval_perplexity", "max": 12}]}
+    doc = _manifest({"spec.dataset.validationFraction": 0.1, "spec.promotion": gate})
+    result = apply(doc)
+    assert result.returncode == 0, result.stderr
+
+
+def test_volumes_cannot_change_after_creation(apply):
+    volumes = [{"name": "datasets", "persistentVolumeClaim": {"claimName": "team-datasets"}}]
+    mounts = [{"name": "datasets", "mountPath": "/datasets"}]
+    assert apply(_manifest({"spec.volumes": volumes, "spec.volumeMounts": mounts}), dry_run=False).returncode == 0
+    moved = [{"name": "datasets", "mountPath": "/data"}]
+    changed = apply(_manifest({"spec.volumes": volumes, "spec.volumeMounts": moved}), dry_run=False)
+    assert changed.returncode != 0
+    assert "spec.volumeMounts" in changed.stderr and "immutable" in changed.stderr
 
 
 @pytest.mark.parametrize(("changes", "want_in_error"), [(c, w) for _, c, w in INVALID], ids=[i for i, _, _ in INVALID])

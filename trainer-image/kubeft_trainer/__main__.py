@@ -72,7 +72,13 @@ def _run(argv: list[str] | None) -> int:
     finally:
         flag.restore()
     artifact = result.artifact.wire() if result.artifact else None
-    _terminate(result="Succeeded", step=result.outcome.step, artifact=artifact, metrics=result.outcome.metrics)
+    _terminate(
+        result="Succeeded",
+        step=result.outcome.step,
+        artifact=artifact,
+        metrics=result.outcome.metrics,
+        promotion=result.promotion,
+    )
     return errors.EXIT_OK
 
 

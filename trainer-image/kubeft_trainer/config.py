@@ -18,7 +18,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from kubeft_operator.api import contract, layout, methods
+from kubeft_operator.api import contract, layout, methods, promotion
 from kubeft_operator.api import spec as api_spec
 from kubeft_trainer import errors, launch
 
@@ -70,6 +70,20 @@ class TrainerConfig:
     def checkpoints_uri(self) -> str | None:
         """`<run prefix>/checkpoints`; None without an S3 output."""
         return f"{self.run_uri}/{layout.CHECKPOINTS}" if self.run_uri else None
+
+    @property
+    def dataset_report_path(self) -> pathlib.Path:
+        return self.run_dir / layout.DATASET_REPORT
+
+    @property
+    def dataset_report_uri(self) -> str | None:
+        """`<run prefix>/dataset-report.json`; None without an S3 output."""
+        return f"{self.run_uri}/{layout.DATASET_REPORT}" if self.run_uri else None
+
+    @property
+    def run_adapter_uri(self) -> str | None:
+        """`<run prefix>/adapter`, where a run with `spec.promotion` exports first; None without an S3 output."""
+        return f"{self.run_uri}/{layout.ADAPTER}" if self.run_uri else None
 
     @property
     def tensorboard_dir(self) -> pathlib.Path:
@@ -180,3 +194,6 @@ def _check_cross_field_rules(spec: api_spec.FineTuneJobSpec) -> None:
         raise errors.InvalidConfig("set at least one output: `spec.output.s3` or `spec.output.hub`")
     if spec.training.evaluation.strategy == "steps" and spec.training.evaluation.steps is None:
         raise errors.InvalidConfig("`spec.training.evaluation.strategy: steps` needs `steps`")
+    problem = promotion.spec_problem(spec)
+    if problem is not None:
+        raise errors.InvalidConfig(problem)

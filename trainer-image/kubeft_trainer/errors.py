@@ -53,6 +53,13 @@ class DatasetInvalid(UserError):
         super().__init__("DatasetInvalid", message)
 
 
+class DatasetPreflightFailed(UserError):
+    """The dataset report broke a threshold of spec.dataset.preflight (too few records, too much truncation)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("DatasetPreflightFailed", message)
+
+
 class ModelNotFound(UserError):
     def __init__(self, message: str) -> None:
         super().__init__("ModelNotFound", message)

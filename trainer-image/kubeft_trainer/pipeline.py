@@ -18,7 +18,7 @@ import transformers
 
 from kubeft_operator.api import status as api_status
 from kubeft_trainer import config as trainer_config
-from kubeft_trainer import data, errors, export, progress, storage
+from kubeft_trainer import data, dataset_report, errors, export, progress, storage
 from kubeft_trainer import model as model_stage
 from kubeft_trainer import train as train_stage
 from kubeft_trainer.export import hub
@@ -36,6 +36,8 @@ class Result:
     outcome: train_stage.Outcome
     artifact: api_status.Artifact | None
     labels: list[str] | None
+    # The promotion gate's decision (termination message form), with spec.promotion.
+    promotion: dict[str, Any] | None = None
 
 
 def quiet_libraries() -> None:
@@ -107,6 +109,12 @@ def run(
         location = base.resolve(cfg)
         tokenizer = base.load_tokenizer(spec.model, location)
         prepared = data.prepare(cfg, tokenizer, flash_attention=base.preferred_attention() == "flash_attention_2")
+        if prepared.report is not None:
+            # Before the model is loaded: bad data fails in seconds, not after the weights are in memory.
+            report = prepared.report
+            if cfg.is_main_process:
+                report = dataset_report.publish(cfg, report, reporter=reporter, s3=s3)
+            dataset_report.enforce(report)
         total_steps = arguments.planned_steps(spec.training, records=len(prepared.train))
 
         # Same initial adapter weights whatever the data stage consumed from the RNG.
@@ -131,12 +139,23 @@ def run(
         )
         reporter.report(metrics=outcome.metrics, force=True)
         artifact = None
+        gate = None
         if cfg.is_main_process:
-            artifact = export.export(
+            exported = export.export(
                 cfg, model, metrics=outcome.metrics, labels=prepared.labels, step=outcome.step, s3_client=s3
             )
+            artifact, gate = exported.artifact, exported.promotion
             log.info("done: %s (%d bytes, manifest sha256 %s)", artifact.uri, artifact.size_bytes, artifact.sha256)
+            if s3 is not None:
+                log.info("object storage: %s", storage.STATS.summary())
             clean_up(cfg, remote)
-        return Result(model=model, tokenizer=tokenizer, outcome=outcome, artifact=artifact, labels=prepared.labels)
+        return Result(
+            model=model,
+            tokenizer=tokenizer,
+            outcome=outcome,
+            artifact=artifact,
+            labels=prepared.labels,
+            promotion=gate,
+        )
     finally:
         reporter.close()

@@ -2,13 +2,16 @@
 -- Goes into argocd-cm under resource.customizations.health.kubeft.io_FineTuneJob (docs/argocd.md).
 -- Argo CD runs it with the live object as `obj` and reads the returned table's status and message.
 -- Scripts from argocd-cm get only Lua's base, table and package libraries (no string or math),
--- so this one formats with `..`, `%` and tostring alone.
+-- so this one formats with `..` and tostring alone.
 --
 -- Health follows status.phase, the one phase the operator computes:
 --   Pending, Queued, Running -> Progressing   Succeeded -> Healthy
 --   Failed -> Degraded                        Suspended -> Suspended
--- The message is the progress summary while training, else the message of the condition named
--- after the phase (for Failed: "Reason: message").
+-- The message is the message of the condition named after the phase (for Failed: "Reason:
+-- message"). It changes only when the operator's conditions do, never with the trainer's
+-- progress: Argo CD stores every new message in the Application's status, so a message with the
+-- step, loss or ETA in it would rewrite the Application at every progress report. The step
+-- counts stay in status.progress (kubectl get ftj shows them).
 
 local HEALTH = {
   Pending = "Progressing",
@@ -51,23 +54,6 @@ local function condition_message(c, with_reason)
   return nil
 end
 
-local function progress_message(progress)
-  if progress == nil or not nonempty(progress.summary) then
-    return nil
-  end
-  local parts = { "Training " .. progress.summary }
-  local loss = tonumber(progress.loss)
-  if loss ~= nil then
-    -- Rounded to four decimals; `x - x % 1` is floor(x) without the math library.
-    local scaled = loss * 10000 + 0.5
-    table.insert(parts, "loss " .. tostring((scaled - scaled % 1) / 10000))
-  end
-  if nonempty(progress.eta) then
-    table.insert(parts, "ETA " .. progress.eta)
-  end
-  return table.concat(parts, ", ")
-end
-
 local hs = {}
 if obj.status == nil or obj.status.phase == nil then
   hs.status = "Progressing"
@@ -84,13 +70,7 @@ if hs.status == nil then
   return hs
 end
 
-local message
-if phase == "Running" then
-  message = progress_message(status.progress)
-end
-if message == nil then
-  message = condition_message(true_condition(status, phase), phase == "Failed")
-end
+local message = condition_message(true_condition(status, phase), phase == "Failed")
 if message == nil and phase == "Succeeded" and status.artifact ~= nil and nonempty(status.artifact.uri) then
   message = "Adapter exported to " .. status.artifact.uri
 end

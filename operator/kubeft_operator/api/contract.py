@@ -5,6 +5,8 @@ Who reads what (docs/DESIGN.md has the picture):
 - the operator renders the trainer config document (``apiVersion``/``kind`` below, the spec in
   wire form, ``metadata`` name/namespace/uid, ``resumeFrom``) into the ConfigMap; the trainer
   (kubeft_trainer/config.py) and the fake trainer read it back;
+- the operator sets :data:`PROGRESS_INTERVAL_ENV` on the trainer container, the trainer's least time
+  between two progress patches;
 - the trainer exits with one of :data:`EXIT_CODES`; the operator's Job fails at once on the
   non-retryable ones (``podFailurePolicy``, builders/job.py) and names the reason when a pod left
   no termination message (status.py);
@@ -51,6 +53,13 @@ EXIT_CODES = (
 NO_RETRY_EXIT_CODES = tuple(e.code for e in EXIT_CODES if not e.retryable and e.code != EXIT_OK)
 # Reasons for failed pods without a termination message, by exit code.
 EXIT_REASONS = {e.code: e.reason for e in EXIT_CODES if e.code not in (EXIT_OK, EXIT_INFRA)}
+
+# The trainer patches its progress report (``api.status.Progress``) at most every this many seconds,
+# and always on a checkpoint and at the end. The operator sets the variable on every trainer pod
+# (chart: trainer.progressIntervalSeconds); the default keeps a FineTuneJob's status, its watchers
+# and Argo CD from churning with every optimizer step.
+PROGRESS_INTERVAL_ENV = "KUBEFT_PROGRESS_INTERVAL"
+DEFAULT_PROGRESS_INTERVAL_SECONDS = 30.0
 
 # Task -> the alternatives of `spec.dataset.fields` it needs (any one alternative, all of its fields).
 TASK_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {

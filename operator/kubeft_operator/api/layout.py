@@ -6,7 +6,9 @@ writes). For `spec.output.s3.uri: s3://b/adapters/x`:
 - ``s3://b/adapters/x/`` holds the adapter only: weights, config, card, metrics, manifest.json;
 - ``s3://b/adapters/.kubeft-runs/x/<uid>/`` is the run's own space, a sibling that does not share
   the output's key prefix (so ``aws s3 ls --recursive s3://b/adapters/x`` lists the adapter alone):
-  ``checkpoints/checkpoint-<step>/`` and, unless `spec.tensorboard.uri` is set, ``tensorboard/``.
+  ``checkpoints/checkpoint-<step>/``, ``dataset-report.json`` (the dataset preflight), ``adapter/``
+  (with `spec.promotion`: the adapter, promoted or not; the output gets a copy only when the gate
+  passes) and, unless `spec.tensorboard.uri` is set, ``tensorboard/``.
 
 A checkpoint belongs to the run whose FineTuneJob uid keys its prefix; its ``COMPLETE`` marker also
 records that uid and :func:`spec_hash`, and the trainer resumes only from a checkpoint whose marker
@@ -24,6 +26,10 @@ from kubeft_operator.api import methods
 RUNS_DIR = ".kubeft-runs"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
+# With spec.promotion, the adapter is exported here first, and copied to the output if the gate passes.
+ADAPTER = "adapter"
+# The dataset preflight's full report (JSON), written by the trainer before training starts.
+DATASET_REPORT = "dataset-report.json"
 # The spec fields that decide what a run trains. Others (resources, scheduling, output, suspend...)
 # may differ between two runs that would produce the same weights.
 TRAINING_FIELDS = ("model", "dataset", "task", "method", "training")

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from kubeft_operator.api import contract, methods
+from kubeft_operator.api import contract, methods, promotion
 from kubeft_operator.api.base import (
     EXTENDED_RESOURCE_RULES,
     LABEL_KEY_MSG,
@@ -73,6 +73,29 @@ class Quantization(ApiModel):
     double_quant: bool = Field(default=True, description="Quantize the quantization constants too.")
 
 
+class ModelConfig(ApiModel):
+    """The fields of the base model's config.json that the fit estimate reads (api/estimate.py).
+
+    The operator does not fetch the checkpoint: copy these from its config.json (GPT-2 style names:
+    n_embd, n_layer, n_head, n_inner). Left out, status.estimate stays empty and nothing is refused.
+    """
+
+    hidden_size: int = Field(ge=1, le=1048576, description="config.json hidden_size.")
+    num_hidden_layers: int = Field(ge=1, le=4096, description="config.json num_hidden_layers.")
+    intermediate_size: int = Field(ge=1, le=4194304, description="config.json intermediate_size (MLP width).")
+    vocab_size: int = Field(ge=1, le=16777216, description="config.json vocab_size.")
+    num_attention_heads: int = Field(ge=1, le=4096, description="config.json num_attention_heads.")
+    num_key_value_heads: int | None = Field(
+        default=None, ge=1, le=4096, description="config.json num_key_value_heads (grouped-query attention)."
+    )
+    tie_word_embeddings: bool = Field(default=False, description="config.json tie_word_embeddings.")
+    gated_mlp: bool = Field(
+        default=True,
+        description="Llama-style MLP with gate, up and down projections (Llama, Mistral, Qwen, Gemma); false for "
+        "GPT-2/BERT style with two.",
+    )
+
+
 class ModelSpec(ApiModel):
     """The base checkpoint to adapt."""
 
@@ -92,6 +115,11 @@ class ModelSpec(ApiModel):
         default="auto", description="Dtype to load the base weights in; `auto` picks bfloat16 on GPUs that support it."
     )
     quantization: Quantization | None = Field(default=None, description="Quantize the base at load time.")
+    config: ModelConfig | None = Field(
+        default=None,
+        description="The base model's shape, from its config.json: the operator estimates the memory each GPU "
+        "needs from it before creating any pod (status.estimate; spec.resources.failIfNotFits).",
+    )
 
 
 # ------------------------------------------------------------------------------------- dataset
@@ -120,6 +148,28 @@ class DatasetFields(ApiModel):
     context: ShortStr | None = Field(default=None, description="Field with the passage holding the answer.")
     answer: ShortStr | None = Field(default=None, description="Field with the answer: {text, start}.")
     pair: ShortStr | None = Field(default=None, description="Field with a text that matches `text`.")
+
+
+class DatasetPreflight(ApiModel):
+    """Checks of the tokenized dataset, run by the trainer before the base model is loaded.
+
+    The trainer always writes the dataset report (status.dataset, the run's artifacts, TensorBoard);
+    these thresholds decide when the report fails the run (reason DatasetInvalid, exit 64, not retried).
+    """
+
+    max_truncated_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Fail when more than this fraction of the training records is longer than "
+        "spec.dataset.maxLength (and so truncated), e.g. 0.2. Left out: never fail on truncation; above 0.2 "
+        "the trainer only warns (status.dataset.warnings).",
+    )
+    min_records: int = Field(
+        default=1,
+        ge=1,
+        description="Fail when fewer training records than this are left after dropping the unusable ones.",
+    )
 
 
 class DatasetSpec(ApiModel):
@@ -158,6 +208,11 @@ class DatasetSpec(ApiModel):
         default=True,
         description="Padding-free packing: concatenate records in a batch with position ids instead of "
         "padding them. Faster; only used where the model supports it (causal LMs).",
+    )
+    preflight: DatasetPreflight | None = Field(
+        default=None,
+        description="Thresholds that fail the run early on bad data, after tokenizing and before the base "
+        "model is loaded. Left out: at least one usable record, truncation only warned about.",
     )
 
 
@@ -261,7 +316,17 @@ class ResourcesSpec(ApiModel):
     gpus: int = Field(default=1, ge=0, le=16, description="GPUs per node (`nvidia.com/gpu`). 0 trains on CPU.")
     nodes: int = Field(default=1, ge=1, le=1, description="Number of nodes. Only 1 is supported in v1alpha1.")
     cpu: Quantity = Field(default="4", description="CPU request and limit per pod.")
-    memory: Quantity = Field(default="32Gi", description="Memory request and limit per pod.")
+    memory: Quantity = Field(
+        default="32Gi",
+        description="Memory request and limit per pod. It includes what the trainer writes to /dev/shm, a memory "
+        "volume of up to the operator's shm size (chart value trainer.shmSize, 2Gi by default).",
+    )
+    fail_if_not_fits: bool = Field(
+        default=False,
+        description="Fail the job before any pod is created (reason InsufficientGpuMemory) when the fit estimate "
+        "(status.estimate, from spec.model.config) exceeds the GPU memory the operator declares for the job's "
+        "GPUs (chart value trainer.gpuMemoryGiB). Left false: condition Fits only warns.",
+    )
     gpu_resource_name: ExtendedResourceName = Field(
         default="nvidia.com/gpu",
         description="Extended resource name for GPUs, such as nvidia.com/gpu or amd.com/gpu.",
@@ -283,8 +348,82 @@ class SchedulingSpec(ApiModel):
     queue_name: Annotated[Name, StringConstraints(max_length=63)] | None = Field(
         default=None,
         description="Kueue LocalQueue (at most 63 characters: it becomes a label). The Job is created suspended "
-        "and Kueue admits it.",
+        "and Kueue admits it. Left out: the operator's default queue (chart value trainer.defaults.queueName), "
+        "if it has one.",
     )
+
+
+# -------------------------------------------------------------------------------------- volumes
+
+# The trainer pod's own volumes (builders/job.py); a volume of the spec may not take their names.
+TRAINER_VOLUME_NAMES = ("config", "workdir", "hf-cache", "shm")
+# Where spec.volumeMounts may mount. The trainer's own mounts (/etc/kubeft, /var/lib/kubeft, the model
+# cache, /dev/shm) and the image's code (/opt, /src) lie outside them, so a mount can neither hide the
+# trainer's files nor replace its code (which would bypass the image allowlist).
+MOUNT_ROOTS = ("/data", "/datasets", "/models", "/mnt")
+DNS_LABEL = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+MOUNT_PATH_RULES = (
+    (
+        " || ".join(f"self == '{root}' || self.startsWith('{root}/')" for root in MOUNT_ROOTS),
+        f"must be {', '.join(MOUNT_ROOTS[:-1])} or {MOUNT_ROOTS[-1]}, or a path under one of them",
+    ),
+    ("!self.matches('/[.][.]?(/|$)')", "must not contain . or .. segments"),
+)
+
+
+class PersistentVolumeClaimSource(ApiModel):
+    """A PersistentVolumeClaim in the FineTuneJob's namespace."""
+
+    claim_name: Name = Field(description="Name of the PersistentVolumeClaim, in the same namespace as the FineTuneJob.")
+    read_only: bool = Field(
+        default=True,
+        description="Mount the claim read-only (the default: datasets and base models are read, never written). "
+        "Set false to let the trainer write to it.",
+    )
+
+
+class ConfigMapSource(ApiModel):
+    """A ConfigMap in the FineTuneJob's namespace, mounted read-only, one file per key."""
+
+    name: Name = Field(description="Name of the ConfigMap, in the same namespace as the FineTuneJob.")
+
+
+class Volume(ApiModel):
+    """A volume of the trainer pod: a PersistentVolumeClaim or a ConfigMap. Set exactly one of them."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "has(self.persistentVolumeClaim) != has(self.configMap)",
+                "set exactly one of persistentVolumeClaim and configMap",
+            ),
+            (
+                "!(self.name in [" + ", ".join(f"'{name}'" for name in TRAINER_VOLUME_NAMES) + "])",
+                f"{', '.join(TRAINER_VOLUME_NAMES[:-1])} and {TRAINER_VOLUME_NAMES[-1]} name the trainer's "
+                "own volumes; choose another name",
+                ".name",
+            ),
+        ),
+    }
+
+    name: DNS_LABEL = Field(description="Volume name, unique in spec.volumes; spec.volumeMounts refers to it.")
+    persistent_volume_claim: PersistentVolumeClaimSource | None = Field(
+        default=None, description="Mount a PersistentVolumeClaim: a dataset or models on shared storage."
+    )
+    config_map: ConfigMapSource | None = Field(default=None, description="Mount a ConfigMap (read-only).")
+
+
+class VolumeMount(ApiModel):
+    """Where a volume of spec.volumes appears in the trainer container."""
+
+    name: DNS_LABEL = Field(description="Name of a volume in spec.volumes.")
+    mount_path: Annotated[str, StringConstraints(max_length=512, pattern=r"^(/[A-Za-z0-9._-]+)+$")] = Field(
+        description=f"Absolute path, unique in spec.volumeMounts, under one of {', '.join(MOUNT_ROOTS)}: the "
+        "trainer's own directories and code live elsewhere. Point spec.dataset.source or spec.model.source "
+        "at a file or directory below it.",
+        json_schema_extra=cel(*MOUNT_PATH_RULES),
+    )
+    read_only: bool = Field(default=False, description="Mount read-only (a ConfigMap always is).")
 
 
 # ---------------------------------------------------------------------------- storage / output
@@ -348,6 +487,36 @@ class OutputSpec(ApiModel):
     )
 
 
+class PromotionThreshold(ApiModel):
+    """A bound on one final evaluation metric. Set min, max or both."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(("has(self.min) || has(self.max)", "set min, max or both")),
+    }
+
+    metric: Literal["eval_loss", "eval_perplexity", "eval_accuracy", "eval_f1"] = Field(
+        description="Final evaluation metric on the validation split, as in status.metrics: eval_loss, "
+        "eval_perplexity (CAUSAL_LM, SEQ_2_SEQ_LM), eval_accuracy or eval_f1 (SEQ_CLS, TOKEN_CLS)."
+    )
+    min: float | None = Field(default=None, description="Promote only when the metric is at least this.")
+    max: float | None = Field(default=None, description="Promote only when the metric is at most this.")
+
+
+class PromotionSpec(ApiModel):
+    """A gate between "training finished" and "the adapter is at spec.output".
+
+    With a gate, the adapter is always exported to the run's own prefix (`<status.runUri>/adapter`)
+    and copied to spec.output (S3, and the Hub when set) only when every threshold holds; condition
+    Promoted says which way it went, with the numbers. The job is Succeeded either way.
+    """
+
+    thresholds: list[PromotionThreshold] = Field(
+        min_length=1,
+        max_length=8,
+        description="Every bound must hold on the final evaluation, e.g. [{metric: eval_loss, max: 2.5}].",
+    )
+
+
 class TensorBoardSpec(ApiModel):
     """Stream TensorBoard event files to object storage while training runs."""
 
@@ -396,8 +565,21 @@ _IMMUTABLE = (
     "activeDeadlineSeconds",
     "retryLimit",
     "resumeFrom",
+    "volumes",
+    "volumeMounts",
+    "promotion",
 )
-_OPTIONAL_IMMUTABLE = ("scheduling", "storage", "tensorboard", "image", "activeDeadlineSeconds", "resumeFrom")
+_OPTIONAL_IMMUTABLE = (
+    "scheduling",
+    "storage",
+    "tensorboard",
+    "image",
+    "activeDeadlineSeconds",
+    "resumeFrom",
+    "volumes",
+    "volumeMounts",
+    "promotion",
+)
 IMMUTABLE_MSG = (
     "is immutable once the job is created; only suspend and ttlSecondsAfterFinished may change. "
     "Create a new FineTuneJob to train with different settings"
@@ -424,6 +606,13 @@ class FineTuneJobSpec(ApiModel):
                 "spec.dataset.fields.answer is only used by task QUESTION_ANS",
                 ".dataset.fields.answer",
             ),
+            (
+                "!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && "
+                "self.volumes.exists(v, v.name == m.name))",
+                "each volume mount must name a volume in spec.volumes",
+                ".volumeMounts",
+            ),
+            *promotion.cel_rules(),
             *[(f"has(self.{f}) == has(oldSelf.{f})", f"spec.{f} {IMMUTABLE_MSG}") for f in _OPTIONAL_IMMUTABLE],
         )
     }
@@ -437,9 +626,32 @@ class FineTuneJobSpec(ApiModel):
     tensorboard: TensorBoardSpec | None = Field(
         default=None, description="Stream TensorBoard logs to S3. Left out: `<output.s3.uri>/tensorboard`."
     )
+    promotion: PromotionSpec | None = Field(
+        default=None,
+        description="Copy the adapter to spec.output only when its final evaluation passes these thresholds; "
+        "it is always kept at `<status.runUri>/adapter`. Needs spec.output.s3 and a validation split. "
+        "Left out: the adapter is exported straight to spec.output.",
+    )
     storage: StorageSpec | None = Field(default=None, description="S3 endpoint and credentials for s3:// URIs.")
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="GPUs, CPU and memory per pod.")
-    scheduling: SchedulingSpec | None = Field(default=None, description="Node selection, priority and Kueue queue.")
+    scheduling: SchedulingSpec | None = Field(
+        default=None,
+        description="Node selection, priority and Kueue queue. Fields left out take the operator's defaults "
+        "(chart values trainer.defaults.*); a nodeSelector is merged into the default one, key by key.",
+    )
+    volumes: list[Volume] | None = Field(
+        default=None,
+        max_length=16,
+        description="PersistentVolumeClaims and ConfigMaps for the trainer pod, e.g. a dataset on shared storage. "
+        "Names are unique; mount them with spec.volumeMounts.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    volume_mounts: list[VolumeMount] | None = Field(
+        default=None,
+        max_length=16,
+        description="Where the trainer container mounts spec.volumes; mount paths are unique.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["mountPath"]},
+    )
     image: Annotated[str, StringConstraints(max_length=512)] | None = Field(
         default=None,
         description="Trainer image override; it must be one the operator allows (chart value "

@@ -1,7 +1,7 @@
 """The FineTuneJob status: what the operator (and, for `progress`, the trainer) reports.
 
 Written by :mod:`kubeft_operator.status` (phase, conditions, artifact) and by the trainer's
-progress reporter (``progress``, ``metrics``), each through its own field manager.
+progress reporter (``progress``, ``metrics``, ``dataset``), each through its own field manager.
 """
 
 from __future__ import annotations
@@ -56,6 +56,68 @@ class Progress(ApiModel):
     updated_at: str | None = Field(default=None, description="When the trainer last reported (RFC 3339).")
 
 
+class LengthBucket(ApiModel):
+    """One bucket of the token-length histogram: records of at most `upTo` tokens, above the previous bucket."""
+
+    up_to: int | None = Field(default=None, description="Upper bound in tokens; left out for the open last bucket.")
+    count: int = Field(description="Training records in this bucket.")
+
+
+class TokenLengths(ApiModel):
+    """Token lengths of the training records before truncation."""
+
+    max_length: int = Field(description="spec.dataset.maxLength: longer records are truncated to it.")
+    truncated: int = Field(description="Training records longer than maxLength.")
+    truncated_fraction: float = Field(description="truncated / records used, 0 to 1.")
+    p50: int = Field(description="Median length in tokens.")
+    p95: int = Field(description="95th percentile length in tokens.")
+    max: int = Field(description="Longest record in tokens.")
+    histogram: list[LengthBucket] = Field(
+        default_factory=list, description="Records per fixed bucket (powers of two), first to last non-empty one."
+    )
+
+
+class DatasetSummary(ApiModel):
+    """The dataset preflight, reported by the trainer after tokenizing and before loading the model."""
+
+    result: str = Field(description="Passed, Warning (see warnings) or Failed (a spec.dataset.preflight threshold).")
+    records_read: int = Field(
+        description="Training records read from spec.dataset.source (after the validation split)."
+    )
+    records_used: int = Field(description="Training records left to train on.")
+    validation_records: int | None = Field(default=None, description="Validation records, when there are any.")
+    dropped: dict[str, int] | None = Field(default=None, description="Training records dropped, per reason.")
+    token_lengths: TokenLengths | None = Field(default=None, description="Token-length histogram and truncation.")
+    labels: dict[str, int] | None = Field(
+        default=None, description="Training records per class (SEQ_CLS), the most frequent 20 classes."
+    )
+    warnings: list[str] | None = Field(default=None, description="What looks wrong, without failing the run.")
+    message: str | None = Field(default=None, description="Why the preflight failed, and what to do.")
+    report_uri: str | None = Field(
+        default=None, description="The full report (JSON): the run prefix in S3, or a local path without one."
+    )
+    checked_at: str | None = Field(default=None, description="When the trainer wrote this (RFC 3339).")
+
+
+class FitEstimate(ApiModel):
+    """Memory each GPU needs, estimated at admission from spec.model.config (api/estimate.py)."""
+
+    total_gib: float = Field(description="Estimated peak per GPU, GiB: the sum of the parts below.")
+    weights_gib: float = Field(description="Base model weights, in the load dtype or quantized.")
+    adapter_gib: float = Field(description="Trainable parameters with their gradients and AdamW state (fp32).")
+    activations_gib: float = Field(description="Activations kept for the backward pass, and the logits.")
+    overhead_gib: float = Field(description="CUDA context and allocator allowance.")
+    trainable_params: int = Field(description="Parameters the method trains.")
+    gpu_memory_gib: float | None = Field(
+        default=None,
+        description="Memory of one of the job's GPUs, as the operator declares it (chart value trainer.gpuMemoryGiB); "
+        "left out when it declares none for them.",
+    )
+    gpu: str | None = Field(
+        default=None, description="Which declaration gpuMemoryGib came from: a node label=value or a resource name."
+    )
+
+
 class Artifact(ApiModel):
     """The exported adapter."""
 
@@ -83,6 +145,12 @@ class FineTuneJobStatus(ApiModel):
     completion_time: str | None = Field(default=None, description="When the run finished.")
     progress: Progress | None = Field(default=None, description="Live training progress.")
     metrics: dict[str, float] | None = Field(default=None, description="Latest training and evaluation metrics.")
+    dataset: DatasetSummary | None = Field(
+        default=None, description="The dataset preflight: records used and dropped, token lengths, labels."
+    )
+    estimate: FitEstimate | None = Field(
+        default=None, description="Estimated GPU memory per GPU, from spec.model.config; see condition Fits."
+    )
     artifact: Artifact | None = Field(default=None, description="The exported adapter.")
     tensorboard_uri: str | None = Field(default=None, description="Where TensorBoard event files are streamed.")
     run_uri: str | None = Field(

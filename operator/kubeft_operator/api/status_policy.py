@@ -1,11 +1,11 @@
 """The trainer may write only what it owns: a ValidatingAdmissionPolicy generated from the status model.
 
-The trainer merge-patches ``status.progress`` and ``status.metrics`` of its own FineTuneJob with a
+The trainer merge-patches ``status.progress``, ``status.metrics`` and ``status.dataset`` of its own FineTuneJob with a
 per-job Role (``finetunejobs/status``, one ``resourceName``). RBAC cannot narrow a patch to some
 fields, so code in the trainer pod (a custom image, ``trustRemoteCode``) could otherwise set
 ``phase: Succeeded`` or forge an ``artifact``. This policy, enforced by the API server, refuses any
 status change by a trainer ServiceAccount (``system:serviceaccount:<ns>:<job>-trainer``, the name
-builders/meta.py gives it) to a field other than those two. The field list comes from
+builders/meta.py gives it) to a field other than those three. The field list comes from
 :class:`~kubeft_operator.api.status.FineTuneJobStatus`, so a new operator-owned field is protected
 without anyone remembering to add it.
 
@@ -17,10 +17,10 @@ from __future__ import annotations
 from kubeft_operator.api import status as status_models
 
 # What the trainer writes (docs/DESIGN.md); every other status field is the operator's.
-TRAINER_FIELDS = ("progress", "metrics")
+TRAINER_FIELDS = ("progress", "metrics", "dataset")
 # kopf's own bookkeeping field, kept open in the CRD; the trainer has no business there either.
 EXTRA_OPERATOR_FIELDS = ("kopf",)
-MESSAGE = "a trainer may change only status.progress and status.metrics of its FineTuneJob"
+MESSAGE = "a trainer may change only status.progress, status.metrics and status.dataset of its FineTuneJob"
 
 
 def operator_fields() -> list[str]:

@@ -5,7 +5,10 @@ launched by ``accelerate`` (through ``kubeft_trainer.launch``), config file moun
 ``NAME-config``, credentials only as ``secretKeyRef``, exit codes 64/65 fail the Job at once
 through ``podFailurePolicy``, a disrupted pod (preempted, evicted, drained) is retried without
 counting, anything else counts toward ``backoffLimit = spec.retryLimit``.
-The pod meets the "restricted" Pod Security Standard. Once created, the pod template is never
+The pod meets the "restricted" Pod Security Standard. Besides the config file it has scratch
+emptyDirs with a ``sizeLimit`` (the work directory, and the model cache unless the operator shares a
+claim), a memory-backed ``/dev/shm`` for NCCL, and the spec's own PersistentVolumeClaims and
+ConfigMaps (``spec.volumes``) where ``spec.volumeMounts`` puts them. Once created, the pod template is never
 rewritten (Kueue may have injected node selectors into it); only ``spec.suspend`` is patched, by
 :func:`suspend_patch`.
 """
@@ -22,6 +25,7 @@ from kubeft_operator.builders import kueue, meta
 
 WORKDIR = "/var/lib/kubeft"
 HF_HOME = "/var/cache/huggingface"
+SHM = "/dev/shm"
 # The exit codes that fail the Job at once: a retry cannot help (api/contract.py).
 NO_RETRY_EXIT_CODES = list(contract.NO_RETRY_EXIT_CODES)
 TRAINER_UID = 10001  # the trainer image's user (trainer-image/Dockerfile); tests/e2e/test_images.py checks they agree
@@ -62,6 +66,7 @@ def env(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: config.S
         {"name": "KUBEFT_WORKDIR", "value": WORKDIR},
         # The trainer judges its endpoints again at connect time (kubeft_trainer/egress.py).
         {"name": "KUBEFT_ALLOW_PRIVATE_ENDPOINTS", "value": str(settings.allow_private_endpoints).lower()},
+        {"name": contract.PROGRESS_INTERVAL_ENV, "value": f"{settings.progress_interval_seconds:g}"},
     ]
     credentials = spec.storage.credentials_secret_ref if spec.storage else None
     out += storage_credentials(credentials)
@@ -89,24 +94,62 @@ def pull_secrets(settings: config.Settings) -> dict[str, Any]:
     return {"imagePullSecrets": [{"name": name} for name in names]} if names else {}
 
 
-def resources(spec: spec_models.FineTuneJobSpec) -> dict[str, Any]:
-    """CPU and memory as requests and limits; GPUs as a limit (the scheduler copies it to requests)."""
+def resources(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> dict[str, Any]:
+    """CPU and memory as requests and limits; GPUs as a limit (the scheduler copies it to requests);
+    local disk as a request only: a limit would evict the pod, and an eviction is retried without
+    counting toward retryLimit (the ``podFailurePolicy``), so a job over it would loop."""
     cpu_memory = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
     limits: dict[str, Any] = dict(cpu_memory)
     if spec.resources.gpus > 0:
         limits[spec.resources.gpu_resource_name] = str(spec.resources.gpus)
-    return {"requests": dict(cpu_memory), "limits": limits}
+    requests: dict[str, Any] = dict(cpu_memory)
+    if settings.ephemeral_storage:
+        requests["ephemeral-storage"] = settings.ephemeral_storage
+    return {"requests": requests, "limits": limits}
 
 
-def volumes(owner: meta.Owner, settings: config.Settings) -> list[dict[str, Any]]:
-    """Config file, scratch space, and the model cache (a shared PVC when the operator has one)."""
+def _empty_dir(size_limit: str | None, **extra: str) -> dict[str, Any]:
+    return {"emptyDir": {**extra, **({"sizeLimit": size_limit} if size_limit else {})}}
+
+
+def volumes(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> list[dict[str, Any]]:
+    """Config file, scratch space, the model cache (a shared PVC when the operator has one), /dev/shm,
+    then the spec's own volumes. The names of the first four are ``spec_models.TRAINER_VOLUME_NAMES``."""
     claim = settings.hf_cache_claim
-    cache: dict[str, Any] = {"persistentVolumeClaim": {"claimName": claim}} if claim else {"emptyDir": {}}
-    return [
+    cache = {"persistentVolumeClaim": {"claimName": claim}} if claim else _empty_dir(settings.hf_cache_size_limit)
+    out: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": meta.config_map_name(owner.name)}},
-        {"name": "workdir", "emptyDir": {}},
+        {"name": "workdir", **_empty_dir(settings.workdir_size_limit)},
         {"name": "hf-cache", **cache},
     ]
+    if settings.shm_size:
+        out.append({"name": "shm", **_empty_dir(settings.shm_size, medium="Memory")})
+    return out + [volume.wire() for volume in spec.volumes or ()]
+
+
+def volume_mounts(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> list[dict[str, Any]]:
+    """The trainer's own mounts, then the spec's (under ``spec_models.MOUNT_ROOTS``, so they never overlap)."""
+    out: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": meta.CONFIG_DIR, "readOnly": True},
+        {"name": "workdir", "mountPath": WORKDIR},
+        {"name": "hf-cache", "mountPath": HF_HOME},
+    ]
+    if settings.shm_size:
+        out.append({"name": "shm", "mountPath": SHM})
+    return out + [_spec_mount(mount, spec) for mount in spec.volume_mounts or ()]
+
+
+def _spec_mount(mount: spec_models.VolumeMount, spec: spec_models.FineTuneJobSpec) -> dict[str, Any]:
+    """A mount of a read-only source (a ConfigMap, a claim with readOnly) says so too: the kubelet
+    mounts it read-only either way, and `kubectl get pod -o yaml` should not suggest otherwise."""
+    wire = mount.wire()
+    volume = next((v for v in spec.volumes or () if v.name == mount.name), None)
+    if volume is not None and (
+        volume.config_map is not None
+        or (volume.persistent_volume_claim is not None and volume.persistent_volume_claim.read_only)
+    ):
+        wire["readOnly"] = True
+    return wire
 
 
 def container_security() -> dict[str, Any]:
@@ -126,12 +169,8 @@ def pod_spec(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: con
         "imagePullPolicy": settings.trainer_image_pull_policy,
         "command": command(spec, settings),
         "env": env(owner, spec, settings),
-        "resources": resources(spec),
-        "volumeMounts": [
-            {"name": "config", "mountPath": meta.CONFIG_DIR, "readOnly": True},
-            {"name": "workdir", "mountPath": WORKDIR},
-            {"name": "hf-cache", "mountPath": HF_HOME},
-        ],
+        "resources": resources(spec, settings),
+        "volumeMounts": volume_mounts(spec, settings),
         "securityContext": container_security(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -146,10 +185,13 @@ def pod_spec(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: con
             "runAsUser": TRAINER_UID,
             "runAsGroup": TRAINER_UID,
             "fsGroup": TRAINER_UID,
+            # The kubelet changes a volume's group only when its root does not have it yet, instead
+            # of walking every file on each pod start: a shared model cache holds hundreds of GB.
+            "fsGroupChangePolicy": "OnRootMismatch",
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": volumes(owner, settings),
+        "volumes": volumes(owner, spec, settings),
         **pull_secrets(settings),
     }
     scheduling = spec.scheduling

@@ -6,10 +6,10 @@ from kubeft_operator.api import status_policy
 from tests.unit.chart import helm
 
 
-def test_every_status_field_but_progress_and_metrics_is_the_operators() -> None:
+def test_every_status_field_but_progress_metrics_and_dataset_is_the_operators() -> None:
     fields = status_policy.operator_fields()
     assert {"phase", "conditions", "artifact", "completionTime", "children", "kopf"} <= set(fields)
-    assert "progress" not in fields and "metrics" not in fields
+    assert "progress" not in fields and "metrics" not in fields and "dataset" not in fields
 
 
 def test_chart_renders_the_policy_and_its_binding_by_default_and_can_leave_them_out() -> None:

@@ -72,32 +72,29 @@ CASES: list[tuple[str, dict[str, Any] | None, str, str]] = [
         "Kueue queue team-a is full",
     ),
     (
-        "running-with-progress",
+        "running-with-progress-keeps-the-condition-message",
         {
             "phase": "Running",
-            "conditions": [_cond("Running", "TrainerRunning", "Trainer pod run-train-abc is running")],
+            "conditions": [_cond("Running", "TrainerRunning", "the trainer is running")],
             "progress": {"step": 20, "totalSteps": 50, "summary": "20/50 (40%)", "loss": 1.234567, "eta": "3m10s"},
         },
         "Progressing",
-        "Training 20/50 (40%), loss 1.2346, ETA 3m10s",
+        "the trainer is running",
     ),
     (
-        "running-integer-loss",
+        "running-progress-only",
         {"phase": "Running", "progress": {"summary": "5/50 (10%)", "loss": 2}},
         "Progressing",
-        "Training 5/50 (10%), loss 2",
+        "Running",
     ),
     (
-        "running-tiny-loss",
-        {"phase": "Running", "progress": {"summary": "49/50 (98%)", "loss": 0.000123}},
+        "queued-after-preemption",
+        {
+            "phase": "Queued",
+            "conditions": [_cond("Queued", "Preempted", "Kueue preempted Job run-train: Preempted to accommodate")],
+        },
         "Progressing",
-        "Training 49/50 (98%), loss 0.0001",
-    ),
-    (
-        "running-summary-only",
-        {"phase": "Running", "progress": {"step": 0, "summary": "0/50 (0%)"}},
-        "Progressing",
-        "Training 0/50 (0%)",
+        "Kueue preempted Job run-train: Preempted to accommodate",
     ),
     (
         "running-before-first-report",

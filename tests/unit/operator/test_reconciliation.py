@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from kubeft_operator import config, reconciler, status
+from kubeft_operator.api import spec as spec_models
 from kubeft_operator.builders import meta
 from kubeft_operator.k8s import errors
 from tests.unit.operator import factories
@@ -375,10 +376,105 @@ def test_user_suspend_of_an_admitted_queued_job_goes_through_kueues_workload_not
     assert ("patch", "Job", "demo-train") not in api.writes
 
 
-def test_a_running_queued_job_costs_no_workload_lookup(world):
-    api, _, _, _ = world
-    _queued_and_admitted(world)
-    assert not [w for w in api.writes if w[1] == "Workload"]
+def _lookups(api: FakeApi) -> list[tuple[str, str, str]]:
+    return [w for w in api.writes if w[:2] == ("list", "Workload")]
+
+
+def _condition(api: FakeApi, type_: str) -> dict[str, Any]:
+    assert api.finetunejob is not None
+    return next(c for c in api.finetunejob["status"]["conditions"] if c["type"] == type_)
+
+
+def test_a_queued_job_looks_at_its_workload_while_held_and_when_admitted_never_while_it_runs(world):
+    api, view, rec, _ = _queued_and_admitted(world)
+    assert len(_lookups(api)) == 2  # held at creation (Kueue had made no Workload yet), then admitted
+    writes = len(api.writes)
+    api.objects["Job", "demo-train"]["status"] = {"active": 1}
+    api.objects["Job", "demo-train"]["metadata"]["resourceVersion"] = "900"
+    watch_catches_up(api, view)
+    run(rec)
+    assert api.writes[writes:] == [], "a running queued job costs no lookup"
+
+
+def test_admission_names_the_cluster_queue_kueue_admitted_the_job_in(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"scheduling": {"queueName": "q"}})
+    run(rec, close=False)
+    workload = api.kueue_admits("demo-train")
+    workload["status"] = {
+        "admission": {"clusterQueue": "gpus"},
+        "conditions": [{"type": "QuotaReserved", "status": "True", "reason": "QuotaReserved"}],
+    }
+    api.objects["Job", "demo-train"]["spec"]["suspend"] = False
+    watch_catches_up(api, view)
+    run(rec)
+    assert _condition(api, "Queued")["message"] == "Kueue admitted Job demo-train in ClusterQueue gpus"
+
+
+def test_a_job_kueue_preempts_is_queued_again_with_kueues_reason_and_an_event(world):
+    api, view, rec, workload = _queued_and_admitted(world)
+    told = "Preempted to accommodate a workload (UID: w2, JobUID: j2) due to prioritization in the ClusterQueue"
+    workload["status"] = {
+        "admission": {"clusterQueue": "gpus"},
+        "conditions": [
+            {"type": "QuotaReserved", "status": "True", "reason": "QuotaReserved"},
+            {"type": "Evicted", "status": "True", "reason": "Preempted", "message": told},
+            {"type": "Preempted", "status": "True", "reason": "InClusterQueue", "message": told},
+        ],
+    }
+    api.objects["Job", "demo-train"]["spec"]["suspend"] = True  # what Kueue does to a preempted Workload's Job
+    api.objects["Job", "demo-train"]["metadata"]["resourceVersion"] = "900"
+    watch_catches_up(api, view)
+    run(rec)
+    assert api.finetunejob is not None and api.finetunejob["status"]["phase"] == "Queued"
+    queued = _condition(api, "Queued")
+    assert queued["reason"] == "Preempted"
+    assert told in queued["message"] and "ClusterQueue gpus" in queued["message"]
+    (event,) = [e for e in api.events if e["reason"] == "Preempted"]
+    assert told in event["message"]
+    assert ("patch", "Job", "demo-train") not in api.writes
+
+
+def test_a_held_job_looks_again_until_kueue_decides_then_only_when_its_job_changes(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"scheduling": {"queueName": "q"}})
+    run(rec)
+    watch_catches_up(api, view)
+    workload = api.kueue_admits("demo-train")
+    assert asyncio.run(rec._reconcile(KEY)) == reconciler.WORKLOAD_POLL_SECONDS  # Kueue has not decided yet
+    workload["status"] = {
+        "conditions": [
+            {"type": "QuotaReserved", "status": "False", "reason": "Pending", "message": "insufficient unused quota"}
+        ]
+    }
+    assert asyncio.run(rec._reconcile(KEY)) is None
+    assert _condition(api, "Queued")["message"].endswith(": insufficient unused quota")
+    lookups = len(_lookups(api))
+    watch_catches_up(api, view)
+    asyncio.run(rec._reconcile(KEY))
+    assert len(_lookups(api)) == lookups
+
+
+def test_a_held_job_stops_looking_when_kueue_never_decides(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"scheduling": {"queueName": "q"}})
+    run(rec)
+    watch_catches_up(api, view)
+    wakes = [asyncio.run(rec._reconcile(KEY)) for _ in range(reconciler.WORKLOAD_LOOKS)]
+    assert wakes[-1] is None
+    lookups = len(_lookups(api))
+    asyncio.run(rec._reconcile(KEY))
+    assert len(_lookups(api)) == lookups
+
+
+def test_without_kueue_a_held_job_is_not_polled(world):
+    api, view, _, rec = world
+    api.workloads = None
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"scheduling": {"queueName": "q"}})
+    run(rec)
+    watch_catches_up(api, view)
+    assert asyncio.run(rec._reconcile(KEY)) is None
+    assert _condition(api, "Queued")["reason"] == "WaitingForAdmission"
 
 
 def test_suspend_before_kueue_made_the_workload_waits_for_it_and_never_touches_the_job(world):
@@ -429,6 +525,39 @@ def test_a_refused_job_still_waiting_in_the_queue_is_deactivated_so_kueue_never_
     api, _ = _queued_private_job_then_a_strict_operator(admitted=False)
     assert api.workloads is not None and api.workloads[0]["spec"]["active"] is False
     assert api.finetunejob is not None and api.finetunejob["status"]["phase"] == "Failed"
+
+
+def test_a_job_in_the_operators_default_queue_is_queued_and_left_to_kueue():
+    """The chart's trainer.defaults.queueName makes a job that names no queue a queued one, everywhere."""
+    api, view, clock = FakeApi(), FakeView(), Clock()
+    settings = config.Settings(default_scheduling=spec_models.SchedulingSpec(queue_name="shared"))
+    rec = reconciler.Reconciler(api, view, settings, instance="test", clock=clock)
+    api.finetunejob = view.ftj = finetunejob()
+    run(rec, close=False)
+    watch_catches_up(api, view)
+    run(rec)
+    job = api.objects["Job", "demo-train"]
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"][meta.LABEL_QUEUE] == "shared"
+    assert ("patch", "Job", "demo-train") not in api.writes
+    assert api.finetunejob["status"]["phase"] == "Queued"
+
+
+def test_a_refused_job_in_the_operators_default_queue_is_stopped_through_its_workload():
+    """The refused spec does not parse, so the default queue must be remembered from the settings."""
+    api, view, clock = FakeApi(), FakeView(), Clock()
+    queue = spec_models.SchedulingSpec(queue_name="shared")
+    lenient = config.Settings(allow_private_endpoints=True, default_scheduling=queue)
+    api.finetunejob = view.ftj = finetunejob(spec_patch={"storage": {"endpoint": "http://10.0.3.7:9000"}})
+    run(reconciler.Reconciler(api, view, lenient, instance="test", clock=clock))
+    workload = api.kueue_admits("demo-train")
+    api.objects["Job", "demo-train"]["spec"]["suspend"] = False
+    watch_catches_up(api, view)
+    strict = config.Settings(default_scheduling=queue)
+    run(reconciler.Reconciler(api, view, strict, instance="test", clock=clock))
+    assert api.workloads is not None and api.workloads[0]["spec"]["active"] is False
+    assert ("patch", "Workload", workload["metadata"]["name"]) in api.writes
+    assert ("patch", "Job", "demo-train") not in api.writes
 
 
 def test_without_kueue_a_queued_job_is_suspended_on_the_job_itself(world):

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from kubeft_operator import config
+from kubeft_operator.api import spec as spec_models
 from kubeft_operator.builders import job as job_builder
 from tests.unit.operator import factories
 
@@ -59,6 +60,7 @@ WANT_MINIMAL_JOB = {
                     "runAsUser": 10001,
                     "runAsGroup": 10001,
                     "fsGroup": 10001,
+                    "fsGroupChangePolicy": "OnRootMismatch",
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
                 "containers": [
@@ -87,6 +89,7 @@ WANT_MINIMAL_JOB = {
                             {"name": "HF_HOME", "value": "/var/cache/huggingface"},
                             {"name": "KUBEFT_WORKDIR", "value": "/var/lib/kubeft"},
                             {"name": "KUBEFT_ALLOW_PRIVATE_ENDPOINTS", "value": "false"},
+                            {"name": "KUBEFT_PROGRESS_INTERVAL", "value": "30"},
                         ],
                         "resources": {
                             "requests": {"cpu": "4", "memory": "32Gi"},
@@ -96,6 +99,7 @@ WANT_MINIMAL_JOB = {
                             {"name": "config", "mountPath": "/etc/kubeft", "readOnly": True},
                             {"name": "workdir", "mountPath": "/var/lib/kubeft"},
                             {"name": "hf-cache", "mountPath": "/var/cache/huggingface"},
+                            {"name": "shm", "mountPath": "/dev/shm"},
                         ],
                         "securityContext": {
                             "allowPrivilegeEscalation": False,
@@ -108,8 +112,9 @@ WANT_MINIMAL_JOB = {
                 ],
                 "volumes": [
                     {"name": "config", "configMap": {"name": "demo-config"}},
-                    {"name": "workdir", "emptyDir": {}},
-                    {"name": "hf-cache", "emptyDir": {}},
+                    {"name": "workdir", "emptyDir": {"sizeLimit": "50Gi"}},
+                    {"name": "hf-cache", "emptyDir": {"sizeLimit": "200Gi"}},
+                    {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}},
                 ],
             },
         },
@@ -198,7 +203,7 @@ def test_gpus_are_a_limit_of_the_gpu_resource_only_when_requested(patch, want_li
     ],
 )
 def test_credentials_are_secret_references_never_values(patch, want_env):
-    assert container(build(**patch))["env"][6:] == want_env
+    assert container(build(**patch))["env"][7:] == want_env
 
 
 def test_operator_extra_env_is_appended_but_cannot_override_the_contract():
@@ -206,6 +211,12 @@ def test_operator_extra_env_is_appended_but_cannot_override_the_contract():
     env = container(build(settings))["env"]
     assert {"name": "HF_HUB_OFFLINE", "value": "1"} in env
     assert [e["value"] for e in env if e["name"] == "HF_HOME"] == ["/var/cache/huggingface"]
+
+
+def test_the_progress_interval_reaches_the_trainer_and_extra_env_cannot_override_it():
+    settings = config.Settings(progress_interval_seconds=0.5, trainer_env=(("KUBEFT_PROGRESS_INTERVAL", "1"),))
+    env = container(build(settings))["env"]
+    assert [e["value"] for e in env if e["name"] == "KUBEFT_PROGRESS_INTERVAL"] == ["0.5"]
 
 
 def test_scheduling_goes_to_the_pod_spec():
@@ -298,3 +309,149 @@ def test_suspend_patch_follows_the_spec_and_leaves_admission_to_kueue(patch, job
 )
 def test_stop_patch_suspends_only_a_job_that_still_runs(job, want):
     assert job_builder.stop_patch(job) == want
+
+
+PLATFORM = config.Settings(
+    default_scheduling=spec_models.SchedulingSpec.model_validate(
+        {
+            "nodeSelector": {"pool": "gpu", "zone": "a"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "priorityClassName": "batch-low",
+            "queueName": "shared",
+        }
+    )
+)
+GPU_TAINT = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+SPOT_TAINT = [{"key": "spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
+
+
+@pytest.mark.parametrize(
+    ("scheduling", "want_node_selector", "want_tolerations", "want_priority", "want_queue"),
+    [
+        (None, {"pool": "gpu", "zone": "a"}, GPU_TAINT, "batch-low", "shared"),
+        ({"nodeSelector": {"zone": "b", "gpu": "a100"}}, {"pool": "gpu", "zone": "b", "gpu": "a100"}, GPU_TAINT,
+         "batch-low", "shared"),
+        ({"tolerations": SPOT_TAINT}, {"pool": "gpu", "zone": "a"}, SPOT_TAINT, "batch-low", "shared"),
+        ({"priorityClassName": "urgent", "queueName": "team-nlp"}, {"pool": "gpu", "zone": "a"}, GPU_TAINT,
+         "urgent", "team-nlp"),
+    ],
+    ids=["platform-only", "node-selector-merged-key-by-key", "tolerations-replaced", "priority-and-queue-win"],
+)  # fmt: skip
+def test_the_platforms_scheduling_defaults_fill_what_the_job_leaves_out(
+    scheduling, want_node_selector, want_tolerations, want_priority, want_queue
+):
+    job = build(PLATFORM, **({"scheduling": scheduling} if scheduling else {}))
+    pod = pod_spec(job)
+    assert pod["nodeSelector"] == want_node_selector
+    assert pod["tolerations"] == want_tolerations
+    assert pod["priorityClassName"] == want_priority
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == want_queue
+
+
+def test_the_default_queue_creates_the_job_suspended_like_a_queue_the_job_names():
+    """The operator's default queue is the job's queue: created suspended, labelled, left to Kueue."""
+    settings = config.Settings(default_scheduling=spec_models.SchedulingSpec(queue_name="shared"))
+    job = build(settings)
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "shared"
+    assert job_builder.suspend_patch(factories.spec(settings), {"spec": {"suspend": True}}) is None
+
+
+def test_without_platform_defaults_the_pod_has_no_scheduling_fields():
+    pod = pod_spec(build())
+    assert not {"nodeSelector", "tolerations", "priorityClassName"} & pod.keys()
+
+
+@pytest.mark.parametrize(
+    ("settings", "want_requests"),
+    [
+        (config.Settings(), {"cpu": "4", "memory": "32Gi"}),
+        (config.Settings(ephemeral_storage="40Gi"), {"cpu": "4", "memory": "32Gi", "ephemeral-storage": "40Gi"}),
+    ],
+    ids=["none-by-default", "operator-request"],
+)
+def test_local_disk_is_requested_only_when_the_operator_asks_and_never_limited(settings, want_requests):
+    resources = container(build(settings))["resources"]
+    assert resources["requests"] == want_requests
+    assert "ephemeral-storage" not in resources["limits"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "want_workdir", "want_cache"),
+    [
+        (config.Settings(workdir_size_limit="10Gi", hf_cache_size_limit="80Gi"),
+         {"emptyDir": {"sizeLimit": "10Gi"}}, {"emptyDir": {"sizeLimit": "80Gi"}}),
+        (config.Settings(workdir_size_limit=None, hf_cache_size_limit=None), {"emptyDir": {}}, {"emptyDir": {}}),
+        (config.Settings(hf_cache_claim="hf-cache"), {"emptyDir": {"sizeLimit": "50Gi"}},
+         {"persistentVolumeClaim": {"claimName": "hf-cache"}}),
+    ],
+    ids=["limits", "no-limits", "shared-cache-claim-has-no-size-limit"],
+)  # fmt: skip
+def test_scratch_volumes_take_the_operators_size_limits(settings, want_workdir, want_cache):
+    volumes = {v.pop("name"): v for v in pod_spec(build(settings))["volumes"]}
+    assert volumes["workdir"] == want_workdir
+    assert volumes["hf-cache"] == want_cache
+
+
+def test_dev_shm_is_a_memory_volume_of_the_operators_size():
+    job = build(config.Settings(shm_size="8Gi"))
+    assert {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}} in pod_spec(job)["volumes"]
+    assert {"name": "shm", "mountPath": "/dev/shm"} in container(job)["volumeMounts"]
+
+
+def test_without_a_shm_size_the_runtimes_dev_shm_is_left_alone():
+    job = build(config.Settings(shm_size=None))
+    assert "shm" not in {v["name"] for v in pod_spec(job)["volumes"]}
+    assert "/dev/shm" not in {m["mountPath"] for m in container(job)["volumeMounts"]}
+
+
+def test_volume_ownership_is_changed_only_when_the_root_mismatches():
+    """A shared cache claim holds hundreds of GB: a recursive chown on every pod start would stall it."""
+    security = pod_spec(build(config.Settings(hf_cache_claim="hf-cache")))["securityContext"]
+    assert security["fsGroup"] == 10001
+    assert security["fsGroupChangePolicy"] == "OnRootMismatch"
+
+
+SPEC_VOLUMES = {
+    "volumes": [
+        {"name": "datasets", "persistentVolumeClaim": {"claimName": "team-datasets"}},
+        {"name": "scratch", "persistentVolumeClaim": {"claimName": "team-scratch", "readOnly": False}},
+        {"name": "templates", "configMap": {"name": "chat-templates"}},
+    ],
+    "volumeMounts": [
+        {"name": "datasets", "mountPath": "/datasets"},
+        {"name": "scratch", "mountPath": "/mnt/scratch"},
+        {"name": "templates", "mountPath": "/data/templates"},
+    ],
+}
+
+
+def test_spec_volumes_follow_the_trainers_own_and_claims_are_read_only_unless_asked():
+    """A read-only source makes its mount read-only too, whatever the mount says; a writable claim
+    is mounted as the mount asks."""
+    job = build(**SPEC_VOLUMES)
+    assert pod_spec(job)["volumes"][-3:] == [
+        {"name": "datasets", "persistentVolumeClaim": {"claimName": "team-datasets", "readOnly": True}},
+        {"name": "scratch", "persistentVolumeClaim": {"claimName": "team-scratch", "readOnly": False}},
+        {"name": "templates", "configMap": {"name": "chat-templates"}},
+    ]
+    assert container(job)["volumeMounts"][-3:] == [
+        {"name": "datasets", "mountPath": "/datasets", "readOnly": True},
+        {"name": "scratch", "mountPath": "/mnt/scratch", "readOnly": False},
+        {"name": "templates", "mountPath": "/data/templates", "readOnly": True},
+    ]
+
+
+def test_the_trainers_own_volumes_are_the_names_the_api_reserves():
+    """spec.volumes may not use these names (a CEL rule in the CRD): the pod would have two volumes of one name."""
+    own = [v["name"] for v in pod_spec(build())["volumes"]]
+    assert tuple(own) == spec_models.TRAINER_VOLUME_NAMES
+
+
+def test_the_trainers_own_mounts_lie_outside_the_roots_spec_mounts_may_use():
+    """spec.volumeMounts must be under MOUNT_ROOTS (a CEL rule), so it can never hide or replace these."""
+    own = [m["mountPath"] for m in container(build(config.Settings(hf_cache_claim="c")))["volumeMounts"]]
+    own += ["/opt/kubeft", "/src"]  # the trainer image's code (trainer-image/Dockerfile)
+    for path in own:
+        for root in spec_models.MOUNT_ROOTS:
+            assert not (path == root or path.startswith(root + "/") or root.startswith(path + "/")), (path, root)

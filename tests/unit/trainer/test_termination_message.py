@@ -24,6 +24,14 @@ def test_success_message_carries_step_artifact_and_metrics() -> None:
     }
 
 
+def test_the_promotion_decision_survives_a_message_cut_to_fit() -> None:
+    gate = {"promoted": False, "message": "not promoted", "checks": [{"metric": "eval_loss", "max": 2.5}]}
+    metrics = {f"eval_metric_{i}": float(i) for i in range(400)} | {"eval_loss": 3.0}
+    text = progress.termination_message(result="Succeeded", step=5, metrics=metrics, promotion=gate)
+    assert len(text.encode()) <= progress.TERMINATION_LIMIT
+    assert json.loads(text)["promotion"] == gate
+
+
 def test_failure_message_carries_reason_and_message() -> None:
     text = progress.termination_message(result="Failed", reason="DatasetNotFound", message="upload it")
     assert json.loads(text) == {"result": "Failed", "reason": "DatasetNotFound", "message": "upload it"}

@@ -1,14 +1,17 @@
 """Stage 2: records in, tokenized training/validation sets and a collator out.
 
 :func:`prepare` reads `spec.dataset` (local, s3:// or Hub), checks the fields the task needs,
-maps labels to ids, tokenizes every record with the encoder for its shape, and picks the
-collator: padding-free packing for causal LMs when `spec.dataset.packing` allows it, padding
-otherwise. Called by :mod:`kubeft_trainer.pipeline`.
+maps labels to ids, tokenizes every record with the encoder for its shape, measures each record's
+untruncated token length and why any record is dropped (the dataset preflight report,
+:mod:`kubeft_trainer.data.preflight`), and picks the collator: padding-free packing for causal LMs
+when `spec.dataset.packing` allows it, padding otherwise. Called by :mod:`kubeft_trainer.pipeline`.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import datetime
 import logging
 import os
 from typing import Any
@@ -17,13 +20,15 @@ import datasets
 
 from kubeft_trainer import config as trainer_config
 from kubeft_trainer import errors
-from kubeft_trainer.data import collate, encode, sources
+from kubeft_trainer.data import collate, encode, preflight, sources
 
 log = logging.getLogger(__name__)
 
 PROMPT_LEARNING = ("prefixTuning", "promptTuning", "pTuning")
 # Below this many records tokenizing in worker processes costs more than it saves.
 PARALLEL_MAP_MIN_RECORDS = 20_000
+# Shapes whose records are dropped when truncation leaves no token to learn.
+CAUSAL_SHAPES = ("text", "prompt_completion", "chat")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +39,7 @@ class Prepared:
     labels: list[str] | None
     shape: str
     packed: bool
+    report: preflight.Report | None = None
 
 
 def label_values(ds: datasets.Dataset, *, column: str, per_token: bool) -> list[Any]:
@@ -70,9 +76,26 @@ def prepare(cfg: trainer_config.TrainerConfig, tokenizer: Any, *, flash_attentio
         log.info("%d labels: %s", len(labels), ", ".join(labels[:20]) + (" ..." if len(labels) > 20 else ""))
 
     encoder = encode.Encoder(tokenizer, fields, max_length=ds_spec.max_length, labels=labels)
-    train = _encode(train, encoder.for_shape(shape), shape=shape, source=ds_spec.source)
+    raw_train = train
+    train, train_split = _encode(train, encoder, shape=shape, source=ds_spec.source)
+    validation_split = None
     if validation is not None:
-        validation = _encode(validation, encoder.for_shape(shape), shape=shape, source=ds_spec.validation_source or "")
+        validation, validation_split = _encode(validation, encoder, shape=shape, source=ds_spec.validation_source or "")
+        if len(validation) == 0:
+            raise errors.DatasetInvalid(
+                f"no record of {ds_spec.validation_source or ds_spec.source} is left to validate on after "
+                "tokenization and truncation"
+            )
+    report = preflight.build(
+        source=ds_spec.source,
+        shape=shape,
+        train=train_split,
+        validation=validation_split,
+        labels=_label_counts(train, labels=labels) if shape == "classification" and labels else None,
+        chat_sample=encoder.render(raw_train[0][fields["messages"]]) if shape == "chat" and len(raw_train) else None,
+        thresholds=ds_spec.preflight,
+        checked_at=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
 
     packed = spec.task == "CAUSAL_LM" and ds_spec.packing and spec.method.type not in PROMPT_LEARNING
     collator: Any
@@ -87,22 +110,61 @@ def prepare(cfg: trainer_config.TrainerConfig, tokenizer: Any, *, flash_attentio
         shape,
         "packed without padding" if packed else "padded per batch",
     )
-    return Prepared(train=train, validation=validation, collator=collator, labels=labels, shape=shape, packed=packed)
+    return Prepared(
+        train=train, validation=validation, collator=collator, labels=labels, shape=shape, packed=packed, report=report
+    )
 
 
-def _encode(ds: datasets.Dataset, fn: Any, *, shape: str, source: str) -> datasets.Dataset:
+def _encode(
+    ds: datasets.Dataset, encoder: encode.Encoder, *, shape: str, source: str
+) -> tuple[datasets.Dataset, preflight.Split]:
+    """Tokenized records, less those left with no token to learn, and the facts the preflight reports."""
     num_proc = min(os.cpu_count() or 1, 8) if len(ds) >= PARALLEL_MAP_MIN_RECORDS else None
+    columns = ds.column_names
     try:
-        out = ds.map(fn, batched=True, remove_columns=ds.column_names, num_proc=num_proc, desc=f"tokenizing {shape}")
+        out = ds.map(
+            encoder.for_shape(shape),
+            batched=True,
+            remove_columns=columns,
+            num_proc=num_proc,
+            desc=f"tokenizing {shape}",
+        )
+        # A second, untruncated tokenization: the encoders cut at maxLength and cannot tell by how much.
+        measured = ds.map(
+            encoder.lengths_for_shape(shape),
+            batched=True,
+            remove_columns=columns,
+            num_proc=num_proc,
+            desc=f"measuring {shape}",
+        )
     except errors.TrainerError:
         raise
     except (TypeError, KeyError, AttributeError, ValueError) as exc:
         raise errors.DatasetInvalid(f"records in {source} do not fit the {shape} shape: {exc}") from exc
-    if "labels" in out.column_names and shape in ("text", "prompt_completion", "chat"):
-        before = len(out)
-        out = out.filter(lambda row: any(x != encode.IGNORE for x in row["labels"][1:]), desc="dropping empty records")
-        if len(out) < before:
-            log.warning("dropped %d records of %s with no tokens to learn after truncation", before - len(out), source)
-    if len(out) == 0:
-        raise errors.DatasetInvalid(f"no record of {source} is left to train on after tokenization and truncation")
-    return out
+    lengths = list(measured["length"])
+    dropped: dict[str, int] = {}
+    if "labels" in out.column_names and shape in CAUSAL_SHAPES:
+        learnable = out.map(
+            lambda batch: {"keep": [any(x != encode.IGNORE for x in row[1:]) for row in batch["labels"]]},
+            batched=True,
+            remove_columns=out.column_names,
+            desc="finding records with no token to learn",
+        )["keep"]
+        kept = [i for i, keep in enumerate(learnable) if keep]
+        if len(kept) < len(out):
+            reasons = collections.Counter(
+                "truncatedAway" if lengths[i] > encoder.max_length else "empty"
+                for i, keep in enumerate(learnable)
+                if not keep
+            )
+            dropped = dict(reasons)
+            log.warning(
+                "dropped %d records of %s with no tokens to learn after truncation", len(out) - len(kept), source
+            )
+            out = out.select(kept)
+            lengths = [lengths[i] for i in kept]
+    return out, preflight.Split(read=len(ds), lengths=lengths, dropped=dropped, max_length=encoder.max_length)
+
+
+def _label_counts(encoded: datasets.Dataset, *, labels: list[str]) -> dict[str, int]:
+    return preflight.label_counts(labels, list(encoded["labels"]))

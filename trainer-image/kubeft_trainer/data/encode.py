@@ -119,6 +119,39 @@ class Encoder:
     def for_shape(self, shape: str) -> Callable[[Batch], Batch]:
         return getattr(self, shape)  # type: ignore[no-any-return]
 
+    def lengths_for_shape(self, shape: str) -> Callable[[Batch], Batch]:
+        """A batched map giving `length`: each record's token count before truncation at maxLength.
+
+        The longest sequence the shape's encoder truncates (for seq2seq and pairs, the longer of the two).
+        """
+
+        def count(*texts: Any, **kwargs: Any) -> list[int]:
+            return [len(ids) for ids in self.tok(*texts, **kwargs)["input_ids"]]
+
+        def lengths(batch: Batch) -> Batch:
+            f = self.f
+            if shape == "text":
+                out = [len(self._with_eos(x)) for x in self.tok(batch[f["text"]], add_special_tokens=True)["input_ids"]]
+            elif shape == "prompt_completion":
+                prompts = count(batch[f["prompt"]], add_special_tokens=True)
+                completions = self.tok(batch[f["completion"]], add_special_tokens=False)["input_ids"]
+                out = [p + len(self._with_eos(c)) for p, c in zip(prompts, completions, strict=True)]
+            elif shape == "chat":
+                rendered = [self.render(_check_messages(m)) for m in batch[f["messages"]]]
+                out = count(rendered, add_special_tokens=False)
+            elif shape in ("seq2seq", "pairs"):
+                first, second = ("prompt", "completion") if shape == "seq2seq" else ("text", "pair")
+                out = [max(a, b) for a, b in zip(count(batch[f[first]]), count(batch[f[second]]), strict=True)]
+            elif shape == "classification":
+                out = count(batch[f["text"]])
+            elif shape == "token_classification":
+                out = count(batch[f["tokens"]], is_split_into_words=True)
+            else:
+                out = count(batch[f["question"]], batch[f["context"]])
+            return {"length": out}
+
+        return lengths
+
     # ------------------------------------------------------------------ causal language modelling
 
     def text(self, batch: Batch) -> Batch:
@@ -150,7 +183,7 @@ class Encoder:
 
     def _chat_example(self, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
         """Token ids of the templated chat; loss on the assistant turns when their spans can be found."""
-        text = self._render(messages)
+        text = self.render(messages)
         enc = self.tok(
             text, add_special_tokens=False, truncation=True, max_length=self.max_length, return_offsets_mapping=True
         )
@@ -164,7 +197,7 @@ class Encoder:
         ]
         return ids, labels
 
-    def _render(self, messages: list[dict[str, str]], *, generation_prompt: bool = False) -> str:
+    def render(self, messages: list[dict[str, str]], *, generation_prompt: bool = False) -> str:
         return str(self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt))
 
     def _assistant_spans(self, messages: list[dict[str, str]], text: str) -> list[tuple[int, int]]:
@@ -178,8 +211,8 @@ class Encoder:
             for i, message in enumerate(messages):
                 if message["role"] != "assistant":
                     continue
-                before = self._render(messages[:i], generation_prompt=True) if i else ""
-                through = self._render(messages[: i + 1])
+                before = self.render(messages[:i], generation_prompt=True) if i else ""
+                through = self.render(messages[: i + 1])
                 if not (text.startswith(before) and text.startswith(through)):
                     return []
                 spans.append((len(before), len(through)))

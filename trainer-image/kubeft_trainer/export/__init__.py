@@ -5,10 +5,16 @@ The staging directory holds `adapter_config.json`, `adapter_model.safetensors`, 
 them: job, uid, spec hash, resumedFrom), written last and uploaded last, after any earlier
 manifest at the output was deleted. It goes to `spec.output.s3.uri`, the Hub repository, or
 both. The artifact's sha256 is the manifest's. Called by :mod:`kubeft_trainer.pipeline`.
+
+With `spec.promotion`, the adapter goes to the run's own prefix (`<run prefix>/adapter`) first and is
+kept there; the gate (:mod:`kubeft_operator.api.promotion`) is evaluated on the final metrics, and
+only when it passes is that upload verified against its manifest and the adapter copied to the
+outputs, manifest last as above. A failed gate leaves `spec.output` untouched.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -16,9 +22,11 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kubeft_operator.api import promotion
 from kubeft_operator.api import status as api_status
 from kubeft_trainer import config as trainer_config
-from kubeft_trainer.export import card, hub, manifest, s3
+from kubeft_trainer import errors
+from kubeft_trainer.export import card, hub, manifest, s3, verify
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,13 @@ def stage(
     return doc, manifest.sha256_file(path)
 
 
+@dataclasses.dataclass(frozen=True)
+class Exported:
+    artifact: api_status.Artifact
+    # The promotion gate's decision, in the termination message's form; None without spec.promotion.
+    promotion: dict[str, Any] | None = None
+
+
 def export(
     cfg: trainer_config.TrainerConfig,
     model: Any,
@@ -76,8 +91,37 @@ def export(
     labels: Sequence[str] | None,
     step: int,
     s3_client: Any,
-) -> api_status.Artifact:
+) -> Exported:
     doc, digest = stage(cfg, model, metrics=metrics, labels=labels, step=step)
+    gate = cfg.spec.promotion
+    if gate is None:
+        return Exported(artifact=publish(cfg, doc, digest, step=step, s3_client=s3_client))
+    location = cfg.run_adapter_uri
+    if location is None:
+        raise errors.InvalidConfig("`spec.promotion` needs `spec.output.s3`")
+    s3.upload(s3_client, cfg.export_dir, location)
+    decision = promotion.evaluate(gate.thresholds, metrics)
+    if not decision.passed:
+        report = decision.wire(location=location)
+        log.warning("promotion gate: %s", report["message"])
+        return Exported(
+            artifact=api_status.Artifact(uri=location, size_bytes=doc["totalSize"], sha256=digest), promotion=report
+        )
+    try:
+        # What is promoted is what the run prefix holds, checked file by file against the manifest.
+        verify.verify_s3(s3_client, location, claimed_sha256=digest)
+    except verify.Unverified as exc:
+        raise errors.OutputFailed(f"not promoting: {exc.message}") from exc
+    artifact = publish(cfg, doc, digest, step=step, s3_client=s3_client)
+    report = decision.wire(target=artifact.uri)
+    log.info("promotion gate: %s", report["message"])
+    return Exported(artifact=artifact, promotion=report)
+
+
+def publish(
+    cfg: trainer_config.TrainerConfig, doc: Mapping[str, Any], digest: str, *, step: int, s3_client: Any
+) -> api_status.Artifact:
+    """Upload the staged directory to spec.output (Hub, then S3 with the manifest last)."""
     output = cfg.spec.output
     hub_uri = None
     if output.hub is not None:

@@ -17,6 +17,12 @@ log = logging.getLogger(__name__)
 
 
 PROBE = ".kubeft-write-probe"
+PREFLIGHT_BUDGET = 60.0
+
+
+def refused(exc: BaseException) -> bool:
+    """The store answered the write probe with a refusal, not a hiccup."""
+    return storage.is_permanent(exc) or storage.error_code(exc) in ("404", "403")
 
 
 def preflight(s3: Any, *uris: str) -> None:
@@ -27,12 +33,22 @@ def preflight(s3: Any, *uris: str) -> None:
     """
     for uri in uris:
         probe = storage.S3Uri.parse(uri).join(PROBE)
-        try:
+
+        def check(probe: storage.S3Uri = probe) -> None:
             s3.put_object(Bucket=probe.bucket, Key=probe.key, Body=b"kubeft write check\n")
             s3.delete_object(Bucket=probe.bucket, Key=probe.key)
+
+        try:
+            # A store that is briefly away at start-up costs a minute here, not one of the Job's retries.
+            storage.retrying(
+                f"checking write access to {uri}",
+                check,
+                budget=min(PREFLIGHT_BUDGET, storage.retry_budget()),
+                permanent=refused,
+            )
         except Exception as exc:
             code = storage.error_code(exc)
-            permanent = storage.is_permanent(exc) or code in ("404", "403")
+            permanent = refused(exc)
             raise errors.OutputFailed(
                 f"cannot write to {uri}: {code or exc}; check that bucket {probe.bucket} exists and that the "
                 "credentials in spec.storage.credentialsSecretRef may put and delete objects under that prefix",
@@ -48,7 +64,9 @@ def upload(s3: Any, directory: pathlib.Path, uri: str) -> None:
     earlier manifest listed that this export no longer has are deleted after it.
     """
     target = storage.S3Uri.parse(uri)
-    try:
+
+    def once() -> list[str]:
+        # Each attempt starts over: a manifest is at the output only after all its files are.
         previous = _previous_files(s3, target)
         if previous is not None:
             s3.delete_object(Bucket=target.bucket, Key=target.join(manifest.NAME).key)
@@ -56,12 +74,23 @@ def upload(s3: Any, directory: pathlib.Path, uri: str) -> None:
         uploaded = storage.upload_dir(s3, directory, target, last=(manifest.NAME,))
         for rel in sorted((previous or set()) - set(uploaded)):
             s3.delete_object(Bucket=target.bucket, Key=target.join(rel).key)
+        return uploaded
+
+    budget = storage.retry_budget()
+    try:
+        uploaded = storage.retrying(f"uploading the adapter to {uri}", once, budget=budget)
     except Exception as exc:
+        permanent = storage.is_permanent(exc)
         raise errors.OutputFailed(
-            f"uploading the adapter to {uri} failed: {storage.error_code(exc) or exc}",
-            permanent=storage.is_permanent(exc),
+            f"uploading the adapter to {uri} failed: {storage.describe(exc)}"
+            + (
+                ""
+                if permanent
+                else f" (still failing after the {budget:.0f} s retry budget, {storage.RETRY_BUDGET_ENV})"
+            ),
+            permanent=permanent,
         ) from exc
-    log.info("adapter uploaded to %s (%d files)", uri, len(uploaded))
+    log.info("adapter uploaded to %s (%d files; %s)", uri, len(uploaded), storage.STATS.summary())
 
 
 def _previous_files(s3: Any, target: storage.S3Uri) -> set[str] | None:
