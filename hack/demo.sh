@@ -47,8 +47,11 @@ kubectl wait --for=condition=Established --timeout=60s crd/finetunejobs.kubeft.i
 # The demo's S3 server is on a private address, which the operator refuses unless allowed (SSRF
 # guard); nothing may reach the Hugging Face Hub from the trainer here.
 # The image's ID as a pod annotation: a rebuilt operator image (same tag) rolls the Deployment.
+# The local node's nvidia.com/gpu is a fake (no real GPU): KUBEFT_ALLOW_CPU_FALLBACK lets the trainer's
+# start-up GPU check pass the demo's `gpus: 1` job on to the CPU, with a warning in its log.
 helm upgrade --install kubeft charts/kubeft -n "$SYSTEM_NS" --create-namespace --skip-crds \
   --set operator.allowPrivateEndpoints=true --set-string trainer.env.HF_HUB_OFFLINE=1 --set-json trainer.progressIntervalSeconds=5 \
+  --set-string trainer.env.KUBEFT_ALLOW_CPU_FALLBACK=1 \
   --set-string "operator.podAnnotations.kubeft\.io/image-id=$(hack/images.sh id operator | cut -c1-12)" >/dev/null
 kubectl rollout status deployment -n "$SYSTEM_NS" -l app.kubernetes.io/instance=kubeft --timeout=180s
 step "4/7 building a tiny Llama-style model and uploading it with the bundled dataset to S3"

@@ -57,7 +57,7 @@ class Settings:
 
     trainer_image: str = DEFAULT_TRAINER_IMAGE
     trainer_image_pull_policy: str = "IfNotPresent"
-    # None: `python -m kubeft_trainer.launch --num_processes N -m kubeft_trainer` (accelerate launch).
+    # None: `python -m kubeft_trainer.launch [--multi_gpu] --num_processes N -m kubeft_trainer` (accelerate launch).
     trainer_command: tuple[str, ...] | None = None
     trainer_env: tuple[tuple[str, str], ...] = ()
     # Secrets (in each job's namespace) that trainer and verify pods pull their image with.

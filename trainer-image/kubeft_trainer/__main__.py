@@ -2,8 +2,9 @@
 
 Runs :func:`kubeft_trainer.pipeline.run` and turns its outcome into the exit code and the JSON
 termination message of docs/DESIGN.md: 0 exported, 64 user error, 65 diverged, 143 SIGTERM
-(checkpoint saved), anything else an infrastructure failure worth a retry. Rank 0 also records
-the code for :mod:`kubeft_trainer.launch`, which restores it after `accelerate launch`.
+(checkpoint saved), anything else an infrastructure failure worth a retry. Every rank tells
+:mod:`kubeft_trainer.launch` when its SIGTERM handler is in place and which code it exits with; the
+launcher passes SIGTERM on from then, and exits with the worst rank's code after `accelerate launch`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import os
 import sys
 import traceback
 
+from kubeft_operator.api import contract
 from kubeft_operator.api import spec as spec_models
 from kubeft_trainer import config, egress, errors, launch, progress
 from kubeft_trainer.train import preemption
 
 log = logging.getLogger("kubeft_trainer")
+
+RETRYABLE = {e.code: e.retryable for e in contract.EXIT_CODES}
 
 
 def setup_logging() -> None:
@@ -33,19 +37,29 @@ def setup_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    code = _run(argv)
-    if _is_rank_zero():
-        launch.record_exit_code(code)
+    # First of all: the launcher holds a SIGTERM until this process says its handler is in place.
+    flag = preemption.Preemption().install()
+    launch.mark_ready()
+    try:
+        code = _run(argv, flag)
+        launch.record_exit_code(code, retryable=retryable(code))
+    finally:
+        flag.restore()
     return code
 
 
-def _run(argv: list[str] | None) -> int:
+def retryable(code: int) -> bool:
+    """The contract's verdict on an exit code; one it does not name is an infrastructure failure, retried."""
+    return RETRYABLE.get(code, True)
+
+
+def _run(argv: list[str] | None, flag: preemption.Preemption) -> int:
     parser = argparse.ArgumentParser(prog="kubeft-train", description="Fine-tune a PEFT adapter from a kubeft config.")
     parser.add_argument("--config", required=True, help="trainer config file (kind: TrainerConfig)")
-    args = parser.parse_args(argv)
-    setup_logging()
-    flag = preemption.Preemption().install()
     try:
+        # In the try: a SIGTERM held by the launcher may arrive at once, and must end as Preempted.
+        args = parser.parse_args(argv)
+        setup_logging()
         cfg = config.load(args.config)
         log.info("job %s: %s %s on %s", cfg.name, cfg.spec.method.type, cfg.spec.task, cfg.spec.model.source)
         endpoints = [e for e in (cfg.spec.storage and cfg.spec.storage.endpoint, _hub_endpoint(cfg.spec)) if e]
@@ -54,23 +68,10 @@ def _run(argv: list[str] | None) -> int:
 
         result = pipeline.run(cfg, flag=flag)
     except Exception as exc:
-        refused = egress.refused_in(exc)
-        if refused is not None:
-            # Where the endpoint leads is refused (the spec must change; a retry cannot help),
-            # however deep in a client's or the pipeline's own errors it surfaced.
-            log.error("EndpointRefused: %s", refused)
-            _terminate(result="Failed", reason="EndpointRefused", message=f"{refused}; point the endpoint elsewhere")
-            return errors.EXIT_USER_ERROR
-        if isinstance(exc, errors.TrainerError):
-            log.error("%s: %s", exc.reason, exc.message)
-            _terminate(result="Failed", reason=exc.reason, message=exc.message, step=exc.step)
-            return exc.exit_code
-        # Every exit writes a termination message, unexpected ones too (exit 1: retried).
-        traceback.print_exc()
-        _terminate(result="Failed", reason="Error", message=f"{type(exc).__name__}: {exc}")
-        return errors.EXIT_INFRA
-    finally:
-        flag.restore()
+        # The outcome is decided; a SIGTERM from now on must not replace it.
+        flag.finish()
+        return _failed(exc)
+    flag.finish()
     artifact = result.artifact.wire() if result.artifact else None
     _terminate(
         result="Succeeded",
@@ -80,6 +81,25 @@ def _run(argv: list[str] | None) -> int:
         promotion=result.promotion,
     )
     return errors.EXIT_OK
+
+
+def _failed(exc: Exception) -> int:
+    """Report a failure (termination message, log) and return its exit code."""
+    refused = egress.refused_in(exc)
+    if refused is not None:
+        # Where the endpoint leads is refused (the spec must change; a retry cannot help),
+        # however deep in a client's or the pipeline's own errors it surfaced.
+        log.error("EndpointRefused: %s", refused)
+        _terminate(result="Failed", reason="EndpointRefused", message=f"{refused}; point the endpoint elsewhere")
+        return errors.EXIT_USER_ERROR
+    if isinstance(exc, errors.TrainerError):
+        log.error("%s: %s", exc.reason, exc.message)
+        _terminate(result="Failed", reason=exc.reason, message=exc.message, step=exc.step)
+        return exc.exit_code
+    # Every exit writes a termination message, unexpected ones too (exit 1: retried).
+    traceback.print_exception(exc)
+    _terminate(result="Failed", reason="Error", message=f"{type(exc).__name__}: {exc}")
+    return errors.EXIT_INFRA
 
 
 def _hub_endpoint(spec: spec_models.FineTuneJobSpec) -> str | None:

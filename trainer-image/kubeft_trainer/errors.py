@@ -12,6 +12,7 @@ from kubeft_operator.api import contract
 EXIT_OK = contract.EXIT_OK
 EXIT_USER_ERROR = contract.EXIT_USER_ERROR
 EXIT_DIVERGED = contract.EXIT_DIVERGED
+EXIT_GPU_UNAVAILABLE = contract.EXIT_GPU_UNAVAILABLE
 EXIT_PREEMPTED = contract.EXIT_PREEMPTED
 EXIT_INFRA = contract.EXIT_INFRA
 
@@ -85,6 +86,17 @@ class Diverged(TrainerError):
 
     reason = "Diverged"
     exit_code = EXIT_DIVERGED
+
+
+class GPUUnavailable(TrainerError):
+    """spec.resources.gpus asked for GPUs this pod cannot use (exit 66, not retried).
+
+    Raised at start, before any download, by :mod:`kubeft_trainer.devices`; the message names the
+    driver, torch's CUDA, the device count and the visible-devices variables it saw.
+    """
+
+    reason = "GPUUnavailable"
+    exit_code = EXIT_GPU_UNAVAILABLE
 
 
 class Preempted(TrainerError):

@@ -1,82 +1,220 @@
 """Container entry point: `python -m kubeft_trainer.launch <accelerate launch arguments>`.
 
-Runs `accelerate launch` with the given arguments, and fixes the two things it does not do for a
-Kubernetes Job (docs/DESIGN.md):
+Runs `accelerate launch` with the given arguments and fixes the two things it does not do for a
+Kubernetes Job (docs/DESIGN.md). The trainer's side is :func:`mark_ready` and
+:func:`record_exit_code`, called by :mod:`kubeft_trainer.__main__` in every rank; they meet the
+launcher in a directory of its own (``$KUBEFT_LAUNCH_DIR``, made fresh under ``$KUBEFT_WORKDIR``
+for each launch, so nothing an earlier attempt left in the work directory is ever read).
 
-- exit codes: accelerate turns every non-zero exit of the trainer into 1, which would hide 64
-  (user error), 65 (diverged) and 143 (preempted) from the Job's podFailurePolicy. Rank 0 of the
-  trainer records its exit code in `$KUBEFT_WORKDIR/exit-code`; this launcher exits with it.
-- SIGTERM: accelerate's single-process launcher dies on SIGTERM without passing it on, and the
-  trainer is then killed before it can checkpoint. This launcher starts accelerate in its own
-  process group with SIGTERM ignored (the trainer installs its own handler) and forwards SIGTERM
-  and SIGINT to the whole group, then waits for it.
+Exit codes. accelerate turns every failing exit of the trainer into 1, which would hide 64 (user
+error), 65 (diverged) and the other codes the Job's podFailurePolicy acts on. Every rank records
+its code, with whether the contract (``kubeft_operator.api.contract.EXIT_CODES``) retries it, and
+the launcher exits with the worst rank's. Worst, most severe first:
+
+1. a code the contract never retries (64, 65, ...): a retry cannot help, so it must reach the
+   podFailurePolicy even when only one rank saw the problem;
+2. any other failure (1, a code outside the contract, a rank that recorded nothing because it was
+   killed, by the OOM killer for one): retried, counted toward the retry limit;
+3. 143, preempted: the checkpoint is saved, the next attempt resumes;
+4. 0.
+
+Between ranks of equal severity the lowest rank wins: rank 0 writes the termination message, so
+its code and the message agree whenever rank 0 is among the worst. A rank that recorded nothing
+is not counted after the launcher passed a stop signal on and another rank recorded a failure:
+torchrun stops the remaining ranks as soon as one exits non-zero, so the silence is that stop's
+doing. Where no rank got as far as recording anything (accelerate itself failed), accelerate's own
+exit code is the answer. The launcher has no table of codes to keep in step with the contract: the
+ranks record the contract's verdict; only 143 (128 + SIGTERM, as a shell reports a process stopped
+by SIGTERM) and 0 are named here.
+
+SIGTERM and SIGINT. Kubernetes sends SIGTERM to the container's first process, this launcher, and
+the trainer must get it to save a checkpoint within the grace period. The launcher passes each
+signal on once, to each trainer process, and only once that process has installed its handler:
+
+- once, because the trainer's handler is where a stop is decided (save at this step, or stop now
+  when not training yet); a repeat can only race with the outcome of the first (a repeat that landed
+  after the training loop stopped turned `Preempted at step N` into a stepless failure);
+- to each trainer process by pid, never to the process group: with several processes accelerate
+  runs torchrun, which starts every rank in a session of its own (a group signal never reaches
+  them) and which itself turns a SIGTERM into SIGTERM for each rank followed by SIGKILL 30 seconds
+  later, too soon for a checkpoint upload;
+- not before the handler is installed, because until then the signal is lost or fatal: accelerate
+  is started with SIGTERM ignored (so a stray signal to the group cannot kill it and orphan the
+  trainer), a single trainer process inherits that (SIG_IGN survives exec), while torchrun's ranks
+  start with the default action, which kills them. Each rank marks itself ready right after
+  installing its handler (before anything slow is imported), and the launcher holds a signal that
+  came earlier until then. A rank that never becomes ready has nothing to save; Kubernetes kills it
+  at the end of the grace period, as it would have anyway.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterable, Mapping
 
 # Standard library only: the signal handlers must be in place before anything slow is imported.
 DEFAULT_WORKDIR = "/var/lib/kubeft"
-EXIT_CODE_FILE = "exit-code"
-RESEND_SECONDS = 1.0
+LAUNCH_DIR_ENV = "KUBEFT_LAUNCH_DIR"
+# How often the launcher looks for ranks that became ready while it holds a signal.
+POLL_SECONDS = 0.1
+EXIT_FAILURE = 1  # what a rank that recorded nothing counts as: an infrastructure failure, retried
+EXIT_PREEMPTED = 128 + signal.SIGTERM  # contract.EXIT_PREEMPTED; tests hold the two equal
+READY_SUFFIX = ".ready"
+EXIT_SUFFIX = ".exit"
 
 
-def exit_code_path(environ: dict[str, str] | os._Environ[str] | None = None) -> pathlib.Path:
+@dataclasses.dataclass(frozen=True)
+class RankExit:
+    """One rank's exit code, and whether the contract retries it (non-retryable codes are the worst)."""
+
+    rank: int
+    code: int
+    retryable: bool
+
+    @property
+    def severity(self) -> int:
+        """0 succeeded, 1 preempted, 2 a failure worth a retry, 3 a failure no retry can help."""
+        if self.code == 0:
+            return 0
+        if self.code == EXIT_PREEMPTED:
+            return 1
+        return 2 if self.retryable else 3
+
+
+def worst(exits: Iterable[RankExit]) -> RankExit:
+    """The most severe exit; between equals, the lowest rank's (rank 0 writes the termination message)."""
+    return max(exits, key=lambda e: (e.severity, -e.rank))
+
+
+def mark_ready(environ: Mapping[str, str] | None = None) -> None:
+    """Called by each rank right after it installs its SIGTERM handler: signals may come now."""
     env = os.environ if environ is None else environ
-    return pathlib.Path(env.get("KUBEFT_WORKDIR") or DEFAULT_WORKDIR) / EXIT_CODE_FILE
+    _record(env, READY_SUFFIX, {"pid": os.getpid(), "processes": int(env.get("LOCAL_WORLD_SIZE") or 1)})
 
 
-def record_exit_code(code: int) -> None:
-    """Called by the trainer (rank 0) just before it exits."""
-    path = exit_code_path()
+def record_exit_code(code: int, *, retryable: bool, environ: Mapping[str, str] | None = None) -> None:
+    """Called by each rank just before it exits, with the contract's verdict on its code."""
+    _record(os.environ if environ is None else environ, EXIT_SUFFIX, {"code": code, "retryable": retryable})
+
+
+def _local_rank(env: Mapping[str, str]) -> int:
+    return int(env.get("LOCAL_RANK") or env.get("RANK") or 0)
+
+
+def _record(env: Mapping[str, str], suffix: str, body: dict[str, object]) -> None:
+    directory = env.get(LAUNCH_DIR_ENV)
+    if not directory:
+        return  # not under this launcher: nobody to tell
+    path = pathlib.Path(directory) / f"rank-{_local_rank(env)}{suffix}"
+    partial = path.with_name(path.name + ".partial")
+    # Written whole, then renamed: the launcher never reads half a file.
+    with contextlib.suppress(OSError):
+        partial.write_text(json.dumps(body))
+        partial.replace(path)
+
+
+def _read(directory: pathlib.Path, suffix: str) -> dict[int, dict[str, int]]:
+    found: dict[int, dict[str, int]] = {}
+    with contextlib.suppress(OSError):
+        for path in directory.glob(f"rank-*{suffix}"):
+            try:
+                found[int(path.name[len("rank-") : -len(suffix)])] = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+    return found
+
+
+def outcome(directory: pathlib.Path, *, returncode: int, stopped: bool) -> int:
+    """The launcher's exit code once accelerate exited with `returncode` (module docstring: worst rank)."""
+    ready = _read(directory, READY_SUFFIX)
+    exits = [
+        RankExit(rank=rank, code=int(body["code"]), retryable=bool(body["retryable"]))
+        for rank, body in _read(directory, EXIT_SUFFIX).items()
+    ]
+    expected = max((int(body.get("processes", 1)) for body in ready.values()), default=0)
+    ranks = set(range(expected)) | set(ready) | {e.rank for e in exits}
+    if not ranks:
+        return returncode if returncode >= 0 else 128 - returncode
+    recorded = {e.rank for e in exits}
+    silent = [RankExit(rank=r, code=EXIT_FAILURE, retryable=True) for r in sorted(ranks - recorded)]
+    if silent and not (stopped and any(e.code != 0 for e in exits)):
+        exits += silent
+    return worst(exits).code
+
+
+def _make_launch_dir(environ: Mapping[str, str]) -> pathlib.Path:
+    workdir = pathlib.Path(environ.get("KUBEFT_WORKDIR") or DEFAULT_WORKDIR)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(str(code))
+        workdir.mkdir(parents=True, exist_ok=True)
+        return pathlib.Path(tempfile.mkdtemp(prefix="launch-", dir=workdir))
     except OSError:
-        pass
+        # The trainer reports an unusable work directory itself; the launcher still needs a place.
+        return pathlib.Path(tempfile.mkdtemp(prefix="kubeft-launch-"))
 
 
 def _ignore_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _say(message: str) -> None:
+    print(f"kubeft launch: {message}", file=sys.stderr, flush=True)
+
+
+def run(command: list[str]) -> int:
+    """Run `command` (accelerate launch and the trainer), pass signals on, return the worst rank's code."""
+    directory = _make_launch_dir(os.environ)
+    received: list[int] = []
+    signalled: set[int] = set()  # ranks that got the signal
+
+    def receive(signum: int, frame: object) -> None:
+        if not received:
+            received.append(signum)
+
+    def pass_on() -> None:
+        exited = _read(directory, EXIT_SUFFIX)
+        for rank, body in sorted(_read(directory, READY_SUFFIX).items()):
+            if rank in signalled or rank in exited:
+                continue
+            signalled.add(rank)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(body["pid"]), received[0])
+                _say(f"passed {signal.Signals(received[0]).name} on to rank {rank} (pid {body['pid']})")
+
+    previous = {s: signal.signal(s, receive) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        child = subprocess.Popen(
+            command,
+            start_new_session=True,
+            preexec_fn=_ignore_sigterm,
+            env={**os.environ, LAUNCH_DIR_ENV: str(directory)},
+        )
+        _say(f"started accelerate (pid {child.pid}); SIGTERM and SIGINT go to each trainer process once it is ready")
+        while True:
+            try:
+                returncode = child.wait(timeout=POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                if received:
+                    pass_on()
+        return outcome(directory, returncode=returncode, stopped=bool(received))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    recorded = exit_code_path()
-    recorded.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "accelerate.commands.launch", *args]
-    received: list[int] = []
-    child: subprocess.Popen[bytes] | None = None
-
-    def forward(signum: int, frame: object) -> None:
-        received.append(signum)
-        if child is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    child = subprocess.Popen(command, start_new_session=True, preexec_fn=_ignore_sigterm)
-    print(f"kubeft launch: started accelerate (pid {child.pid}); forwarding SIGTERM", file=sys.stderr, flush=True)
-    while True:
-        try:
-            returncode = child.wait(timeout=RESEND_SECONDS)
-            break
-        except subprocess.TimeoutExpired:
-            # A signal that arrived while accelerate was still starting the trainer reached no
-            # handler; repeat it until the trainer has it (its handler is idempotent).
-            if received:
-                forward(received[-1], None)
-    try:
-        return int(recorded.read_text().strip())
-    except (OSError, ValueError):
-        return returncode if returncode >= 0 else 128 - returncode
+    return run([sys.executable, "-m", "accelerate.commands.launch", *args])
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ from typing import Any
 
 import accelerate
 import datasets
+import torch
 import transformers
 
 from kubeft_operator.api import status as api_status
 from kubeft_trainer import config as trainer_config
-from kubeft_trainer import data, dataset_report, errors, export, progress, storage
+from kubeft_trainer import data, dataset_report, devices, errors, export, progress, storage
 from kubeft_trainer import model as model_stage
 from kubeft_trainer import train as train_stage
 from kubeft_trainer.export import hub
@@ -38,6 +39,8 @@ class Result:
     labels: list[str] | None
     # The promotion gate's decision (termination message form), with spec.promotion.
     promotion: dict[str, Any] | None = None
+    # Why the GPUs asked for were not usable, when KUBEFT_ALLOW_CPU_FALLBACK let the run go on anyway.
+    gpu_fallback: str | None = None
 
 
 def quiet_libraries() -> None:
@@ -91,6 +94,13 @@ def run(
         reporter.enabled = False
     reporter.start()
     try:
+        # First of all, before any download: GPUs asked for but unusable fail here, in seconds.
+        gpu_fallback = devices.start(spec.resources.gpus)
+        # The ranks' process group, before the first `main_process_first` below. accelerate's default
+        # state forms none for CPU ranks (`accelerate launch --multi_gpu` on a machine without a GPU),
+        # so every rank would download and resume at once; the training arguments form the group
+        # only later. They train on the CPU exactly when there is no GPU; so does this.
+        accelerate.PartialState(cpu=not torch.cuda.is_available())
         quiet_libraries()
         try:
             cfg.workdir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +116,11 @@ def run(
         if cfg.is_main_process:
             preflight_outputs(cfg, s3)
 
-        location = base.resolve(cfg)
+        # One process per node downloads the s3:// model and the dataset; the others wait for it, then
+        # find the unchanged copies in the node's cache instead of each fetching their own.
+        with accelerate.PartialState().local_main_process_first():
+            location = base.resolve(cfg)
+            data.fetch(cfg)
         tokenizer = base.load_tokenizer(spec.model, location)
         prepared = data.prepare(cfg, tokenizer, flash_attention=base.preferred_attention() == "flash_attention_2")
         if prepared.report is not None:
@@ -156,6 +170,7 @@ def run(
             artifact=artifact,
             labels=prepared.labels,
             promotion=gate,
+            gpu_fallback=gpu_fallback,
         )
     finally:
         reporter.close()

@@ -265,6 +265,22 @@ def download_prefix(s3: Any, uri: S3Uri, dest: pathlib.Path) -> int:
     return count
 
 
+def mirror_file(s3: Any, uri: S3Uri, dest: pathlib.Path) -> bool:
+    """Download one object to `dest` unless the copy there is unchanged (as :func:`download_prefix`
+    decides: the same size and ETag as when this mirror fetched it). True when it downloaded.
+
+    The ranks of a pod call it one after the other: the first fetches, the others find the copy.
+    """
+    head = s3.head_object(Bucket=uri.bucket, Key=uri.key)
+    size, etag = int(head.get("ContentLength", -1)), str(head.get("ETag", ""))
+    known = _read_etags(dest.parent)
+    if dest.is_file() and dest.stat().st_size == size and etag and known.get(dest.name) == etag:
+        return False
+    download_file(s3, uri, dest)
+    _write_etags(dest.parent, {**_read_etags(dest.parent), dest.name: etag})
+    return True
+
+
 ETAGS = ".kubeft-etags.json"
 
 

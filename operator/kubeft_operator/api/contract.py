@@ -40,6 +40,7 @@ EXIT_OK = 0
 EXIT_INFRA = 1
 EXIT_USER_ERROR = 64
 EXIT_DIVERGED = 65
+EXIT_GPU_UNAVAILABLE = 66
 EXIT_PREEMPTED = 143
 
 EXIT_CODES = (
@@ -47,6 +48,12 @@ EXIT_CODES = (
     ExitCode(EXIT_INFRA, "Error", True, "an infrastructure failure (network, storage, node); worth a retry"),
     ExitCode(EXIT_USER_ERROR, "InvalidConfig", False, "the spec, data, model or output cannot work as given"),
     ExitCode(EXIT_DIVERGED, "Diverged", False, "the loss became NaN/inf or ran away"),
+    ExitCode(
+        EXIT_GPU_UNAVAILABLE,
+        "GPUUnavailable",
+        False,
+        "the pod asked for GPUs but CUDA is unusable or sees fewer devices (driver, device plugin or image)",
+    ),
     ExitCode(EXIT_PREEMPTED, "Preempted", True, "SIGTERM: a checkpoint was saved; the next attempt resumes from it"),
 )
 # Exit codes that fail the Job at once (the podFailurePolicy's FailJob rule).

@@ -41,8 +41,12 @@ def command(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> lis
     if settings.trainer_command is not None:
         launcher = list(settings.trainer_command)
     else:
-        processes = str(spec.resources.gpus or 1)
-        launcher = ["python", "-m", "kubeft_trainer.launch", "--num_processes", processes, "-m", "kubeft_trainer"]
+        gpus = spec.resources.gpus or 0
+        # accelerate 1.15 starts several local processes only through torchrun, which `--multi_gpu`
+        # selects; with one process it refuses the flag. One process per GPU.
+        multi = ["--multi_gpu"] if gpus > 1 else []
+        processes = ["--num_processes", str(max(gpus, 1))]
+        launcher = ["python", "-m", "kubeft_trainer.launch", *multi, *processes, "-m", "kubeft_trainer"]
     return [*launcher, "--config", meta.CONFIG_PATH]
 
 

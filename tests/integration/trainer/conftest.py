@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from hack import tiny_models
+from tests.fixtures.hub import HubStandIn
 from tests.fixtures.s3 import S3
 from tests.integration.trainer import records
 
@@ -40,7 +41,7 @@ def matrix_data(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 @pytest.fixture(autouse=True)
 def trainer_env(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
-    """Per-test workdir, HF cache and termination log; offline; not inside Kubernetes."""
+    """Per-test workdir, HF cache and termination log; offline; not inside Kubernetes; CPU for the GPU asked for."""
     import huggingface_hub.constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -51,6 +52,9 @@ def trainer_env(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> path
     monkeypatch.setenv("KUBEFT_TERMINATION_LOG", str(tmp_path / "termination-log"))
     # The tests' S3 server is on a private address, which the trainer's egress guard allows only so.
     monkeypatch.setenv("KUBEFT_ALLOW_PRIVATE_ENDPOINTS", "true")
+    # The specs ask for the default one GPU and train on this machine's CPU: the documented opt-out of
+    # the trainer's start-up GPU check (kubeft_trainer/devices.py), as on the local cluster's fake GPU.
+    monkeypatch.setenv("KUBEFT_ALLOW_CPU_FALLBACK", "1")
     for name in ("KUBERNETES_SERVICE_HOST", "KUBEFT_JOB_NAME", "KUBEFT_NAMESPACE", "RANK"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
@@ -111,3 +115,42 @@ def write_config(tmp_path: pathlib.Path) -> Callable[..., pathlib.Path]:
 
 def termination(tmp_path: pathlib.Path) -> dict[str, Any]:
     return json.loads((tmp_path / "termination-log").read_text())
+
+
+@pytest.fixture
+def hub_output(hub: HubStandIn, monkeypatch: pytest.MonkeyPatch) -> HubStandIn:
+    """The local Hub stand-in as the run's only output (:func:`hub_spec`): no object store needed.
+
+    The trainer reaches it over HTTP with the write token; models and data stay local files.
+    """
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("KUBEFT_HUB_TOKEN", hub.token)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    return hub
+
+
+def hub_spec(hub: HubStandIn, *, model: pathlib.Path, data: pathlib.Path, repo: str) -> dict[str, Any]:
+    """A small CAUSAL_LM spec (3 steps of 4 records, CPU) whose adapter goes to `repo` on the Hub stand-in.
+
+    No LoRA dropout: runs that must agree step by step draw no random numbers while training.
+    """
+    return {
+        "model": {"source": str(model)},
+        "dataset": {"source": str(data), "fields": {"text": "text"}, "maxLength": 48},
+        "task": "CAUSAL_LM",
+        "method": {"type": "lora", "lora": {"dropout": 0.0}},
+        "training": {"maxSteps": 3, "batchSize": 4, "learningRate": 1e-2, "checkpointSteps": 100},
+        "resources": {"gpus": 0},
+        "output": {"hub": {"repo": repo, "tokenSecretRef": {"name": "hub"}, "endpoint": hub.url}},
+    }
+
+
+def logged_losses(tensorboard_dir: pathlib.Path) -> list[tuple[int, float]]:
+    """(step, loss) of every logged step from a run's event files, then its mean loss (at the last step)."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(tensorboard_dir))
+    acc.Reload()
+    return [(event.step, event.value) for event in acc.Scalars("train/loss")]

@@ -220,6 +220,26 @@ def test_failure_carries_the_trainer_reason_and_message():
     assert (failed["reason"], failed["message"]) == ("TargetModulesNotFound", "no q_proj; modules are: c_attn")
 
 
+def test_a_pod_without_usable_gpus_fails_the_run_at_once_with_what_the_trainer_saw():
+    """Exit 66 (GPUUnavailable) is in the Job's FailJob rule, so one failed pod ends the run."""
+    seen = (
+        "spec.resources.gpus is 2, but only 1 CUDA device(s) are visible; check the device plugin on the node. "
+        "Seen: NVIDIA driver 580.65.06, torch built for CUDA 13.2, 1 CUDA device(s) visible, "
+        "CUDA_VISIBLE_DEVICES=unset, NVIDIA_VISIBLE_DEVICES=GPU-1"
+    )
+    report = {"result": "Failed", "reason": "GPUUnavailable", "message": seen}
+    result = status.compute(
+        observe(
+            job_body=job(conditions=[job_condition("Failed", "PodFailurePolicy")], failed=1),
+            pods=[pod("Failed", terminated=terminated(66, report))],
+        ),
+        now=factories.NOW,
+    )
+    assert result.status["phase"] == "Failed"
+    failed = next(c for c in result.status["conditions"] if c["type"] == "Failed")
+    assert (failed["status"], failed["reason"], failed["message"]) == ("True", "GPUUnavailable", seen)
+
+
 def test_a_log_tail_in_the_failure_loses_its_credentials():
     tail = "Traceback ...\nClientError: key AKIAIOSFODNN7EXAMPLE, aws_secret_access_key=wJalrXUtnFEMIK7"
     result = status.compute(
@@ -241,6 +261,7 @@ def test_a_log_tail_in_the_failure_loses_its_credentials():
     [
         (terminated(64, "not json at all"), "InvalidConfig"),
         (terminated(65), "Diverged"),
+        (terminated(66), "GPUUnavailable"),
         (terminated(137, reason="OOMKilled"), "OOMKilled"),
         (terminated(1, "Traceback ..."), "Error"),
     ],

@@ -43,7 +43,7 @@ WANT_MINIMAL_JOB = {
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
                 {
                     "action": "FailJob",
-                    "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [64, 65]},
+                    "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [64, 65, 66]},
                 },
             ]
         },
@@ -142,7 +142,8 @@ def test_minimal_spec_builds_the_contract_job():
 @pytest.mark.parametrize(
     ("patch", "want_command_head"),
     [
-        ({"resources": {"gpus": 4}}, [*LAUNCH, "--num_processes", "4", "-m", "kubeft_trainer"]),
+        ({"resources": {"gpus": 4}}, [*LAUNCH, "--multi_gpu", "--num_processes", "4", "-m", "kubeft_trainer"]),
+        ({"resources": {"gpus": 1}}, [*LAUNCH, "--num_processes", "1", "-m", "kubeft_trainer"]),
         ({"resources": {"gpus": 0}}, [*LAUNCH, "--num_processes", "1", "-m", "kubeft_trainer"]),
     ],
 )
@@ -267,7 +268,7 @@ def test_a_disrupted_pod_is_retried_without_counting_and_user_errors_fail_at_onc
     The rule comes first: a disrupted pod's SIGTERM exit (143) must never count as a failure."""
     rules = build()["spec"]["podFailurePolicy"]["rules"]
     assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
-    assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["values"] == [64, 65]
+    assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["values"] == [64, 65, 66]
 
 
 def test_trainer_pods_pull_with_the_operators_secrets_only_when_it_has_some():

@@ -72,7 +72,7 @@ def test_the_verify_job_runs_the_operators_image_with_no_token_and_only_storage_
     assert secrets == {"s3"}
     assert body["metadata"]["name"] == "demo-verify"
     assert meta.is_owned_by(body, factories.OWNER.uid)
-    assert body["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [64, 65]
+    assert body["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [64, 65, 66]
 
 
 def test_the_verify_pod_pulls_with_the_trainer_pull_secrets() -> None:

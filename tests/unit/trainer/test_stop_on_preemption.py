@@ -100,11 +100,20 @@ def test_a_sigterm_outside_training_ends_the_run_at_once():
 
 
 def test_a_repeated_sigterm_after_the_loop_stopped_keeps_the_first_outcome():
-    """The launcher repeats SIGTERM each second; the repeat that lands between the training loop's
-    end and the trainer's exit must not turn `Preempted at step N` into a stepless one (seen in CI)."""
+    """A second SIGTERM (torchrun stopping the other ranks once one exited, or a person) that lands
+    between the training loop's end and the trainer's exit must not turn `Preempted at step N` into
+    a stepless one (seen in CI, when the launcher still repeated SIGTERM each second)."""
     flag = preemption.Preemption()
     flag.training = True
     flag._handle(signal.SIGTERM, None)  # the loop saves and stops
     assert flag.requested
     flag.training = False  # on_train_end
     flag._handle(signal.SIGTERM, None)  # the repeat: no exception
+
+
+def test_a_sigterm_after_the_run_has_its_outcome_changes_nothing():
+    """Between the pipeline's end (exported, or failed) and the process's exit, a SIGTERM is too late."""
+    flag = preemption.Preemption()
+    flag.finish()
+    flag._handle(signal.SIGTERM, None)  # no Preempted raised into the termination message's writing
+    assert flag.requested

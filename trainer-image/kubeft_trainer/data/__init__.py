@@ -13,13 +13,12 @@ import collections
 import dataclasses
 import datetime
 import logging
-import os
 from typing import Any
 
 import datasets
 
 from kubeft_trainer import config as trainer_config
-from kubeft_trainer import errors
+from kubeft_trainer import devices, errors
 from kubeft_trainer.data import collate, encode, preflight, sources
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,11 @@ class Prepared:
 def label_values(ds: datasets.Dataset, *, column: str, per_token: bool) -> list[Any]:
     values = ds[column]
     return [v for row in values for v in row] if per_token else list(values)
+
+
+def fetch(cfg: trainer_config.TrainerConfig) -> None:
+    """Download `spec.dataset` into the caches, so that :func:`prepare` on every rank reads local copies."""
+    sources.fetch(cfg.spec.dataset, cache_dir=cfg.cache_dir, storage_spec=cfg.spec.storage)
 
 
 def prepare(cfg: trainer_config.TrainerConfig, tokenizer: Any, *, flash_attention: bool = False) -> Prepared:
@@ -115,11 +119,20 @@ def prepare(cfg: trainer_config.TrainerConfig, tokenizer: Any, *, flash_attentio
     )
 
 
+def map_processes(records: int) -> int | None:
+    """Tokenizer processes for `records` records: None (in-process) for small sets, else up to 8.
+
+    Every rank of the pod tokenizes, so each takes its share of the pod's CPUs (the cgroup limit,
+    not the node's count, which would start dozens of processes in a pod limited to a few CPUs).
+    """
+    return min(devices.cpus_per_process(), 8) if records >= PARALLEL_MAP_MIN_RECORDS else None
+
+
 def _encode(
     ds: datasets.Dataset, encoder: encode.Encoder, *, shape: str, source: str
 ) -> tuple[datasets.Dataset, preflight.Split]:
     """Tokenized records, less those left with no token to learn, and the facts the preflight reports."""
-    num_proc = min(os.cpu_count() or 1, 8) if len(ds) >= PARALLEL_MAP_MIN_RECORDS else None
+    num_proc = map_processes(len(ds))
     columns = ds.column_names
     try:
         out = ds.map(

@@ -53,6 +53,20 @@ def load_splits(
     return train, validation
 
 
+def fetch(spec: api_spec.DatasetSpec, *, cache_dir: pathlib.Path, storage_spec: api_spec.StorageSpec | None) -> None:
+    """Bring the dataset's files into the local caches without reading them: s3:// files into
+    `cache_dir`, Hub datasets into the datasets cache. The pipeline runs it on one process of each
+    node before the others, which then find the copies where :func:`load_splits` looks."""
+    if _is_hub(spec.source):
+        _load_hub(spec.source, split=spec.split)
+        if spec.validation_source:
+            _load_hub(spec.source, split=spec.validation_source)
+        return
+    for source in (spec.source, spec.validation_source):
+        if source and storage.is_s3(source):
+            _localise(source, cache_dir=cache_dir, storage_spec=storage_spec)
+
+
 def load_file(path: pathlib.Path, *, fmt: str) -> datasets.Dataset:
     """Read one local file in `fmt` (jsonl, json, csv, parquet) into an in-memory Dataset."""
     if not path.is_file():
@@ -108,7 +122,7 @@ def _localise(source: str, *, cache_dir: pathlib.Path, storage_spec: api_spec.St
     dest = cache_dir / "data" / uri.bucket / uri.key
     s3 = storage.client(storage_spec)
     try:
-        storage.download_file(s3, uri, dest)
+        fetched = storage.mirror_file(s3, uri, dest)
     except Exception as exc:
         code = storage.error_code(exc)
         if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
@@ -116,7 +130,10 @@ def _localise(source: str, *, cache_dir: pathlib.Path, storage_spec: api_spec.St
         if storage.is_permanent(exc):
             raise errors.DatasetNotFound(f"cannot read dataset {source}: {code or exc}; check the credentials") from exc
         raise
-    log.info("downloaded %s (%d bytes)", source, dest.stat().st_size)
+    if fetched:
+        log.info("downloaded %s (%d bytes)", source, dest.stat().st_size)
+    else:
+        log.info("%s is unchanged in the cache at %s", source, dest)
     return dest
 
 

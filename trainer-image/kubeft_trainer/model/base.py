@@ -19,7 +19,7 @@ import transformers
 
 from kubeft_operator.api import spec as api_spec
 from kubeft_trainer import config as trainer_config
-from kubeft_trainer import errors, storage
+from kubeft_trainer import devices, errors, storage
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +130,8 @@ def preferred_attention() -> str:
 
 def load_dtype(dtype: str) -> torch.dtype:
     if dtype == "auto":
-        return torch.bfloat16 if bf16_supported() else torch.float32
+        return torch.bfloat16 if devices.bf16_supported() else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-
-
-def bf16_supported() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def quantization_kwargs(q: api_spec.Quantization) -> dict[str, Any]:
@@ -152,8 +148,9 @@ def quantization_kwargs(q: api_spec.Quantization) -> dict[str, Any]:
             load_in_4bit=True,
             bnb_4bit_quant_type=q.quant_type,
             bnb_4bit_use_double_quant=q.double_quant,
-            bnb_4bit_compute_dtype=torch.bfloat16 if bf16_supported() else torch.float16,
+            bnb_4bit_compute_dtype=torch.bfloat16 if devices.bf16_supported() else torch.float16,
         )
     else:
         config = transformers.BitsAndBytesConfig(load_in_8bit=True)  # type: ignore[no-untyped-call]
-    return {"quantization_config": config, "device_map": {"": torch.cuda.current_device()}}
+    # Each rank loads its quantized copy onto its own GPU (LOCAL_RANK), not all onto cuda:0.
+    return {"quantization_config": config, "device_map": {"": devices.local_rank()}}

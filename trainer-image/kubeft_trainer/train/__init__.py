@@ -111,9 +111,15 @@ def run(
     try:
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         state = trainer.state
+        # Every rank says so: the only line in a non-main rank's log that shows it took part.
+        log.info("process %d of %d: trained to step %d", args.process_index, args.world_size, state.global_step)
         if guard_cb.message:
             raise errors.Diverged(guard_cb.message, step=guard_cb.step)
         if stop_cb.step is not None:
+            # All ranks stopped at this step (StopOnPreemption agrees over the group). None exits before
+            # rank 0 has saved and uploaded the checkpoint: once one rank exits non-zero, torchrun
+            # stops the others with SIGTERM, then SIGKILL 30 seconds later.
+            trainer.accelerator.wait_for_everyone()
             raise errors.Preempted(
                 f"SIGTERM at step {stop_cb.step}; checkpoint saved, the retry resumes from it", step=stop_cb.step
             )

@@ -9,7 +9,6 @@ worker start-up costs more than the already-tokenized batches save), no tqdm. Ca
 from __future__ import annotations
 
 import math
-import os
 import pathlib
 from typing import Any
 
@@ -17,13 +16,13 @@ import torch
 import transformers
 
 from kubeft_operator.api import spec as api_spec
-from kubeft_trainer import errors
+from kubeft_trainer import devices, errors
 
 
 def precision(requested: str) -> str:
     """bf16, fp16 or fp32, resolving `auto` for this machine; InvalidConfig for what it cannot do."""
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
+    bf16 = devices.bf16_supported()
     if requested == "auto":
         return "bf16" if bf16 else "fp16" if cuda else "fp32"
     if requested == "fp16" and not cuda:
@@ -42,6 +41,12 @@ def planned_steps(training: api_spec.TrainingSpec, *, records: int, world_size: 
     return max(1, math.ceil(steps_per_epoch * (training.epochs or 1)))
 
 
+def loader_workers(*, cuda: bool) -> int:
+    """Data-loader workers per process: none on CPU; on a GPU up to 4, from this process's share of
+    the pod's CPUs (its cgroup limit, not the node's count), one CPU left to the training loop."""
+    return min(4, devices.cpus_per_process() - 1) if cuda else 0
+
+
 def build(
     training: api_spec.TrainingSpec,
     *,
@@ -53,7 +58,7 @@ def build(
     mixed = precision(training.precision)
     evaluation = training.evaluation
     eval_strategy = evaluation.strategy if has_validation else "no"
-    workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if cuda else 0
+    workers = loader_workers(cuda=cuda)
     kwargs: dict[str, Any] = {}
     if training.max_steps is not None:
         kwargs["max_steps"] = training.max_steps

@@ -4,7 +4,9 @@ Kubernetes sends SIGTERM on preemption, eviction and node drain, then SIGKILL af
 period. Before training starts there is nothing to save, so the handler raises
 :class:`~kubeft_trainer.errors.Preempted` at once; during training it only raises a flag that
 :class:`kubeft_trainer.train.callbacks.StopOnPreemption` turns into save-and-stop after the
-current micro-batch. Installed by :mod:`kubeft_trainer.pipeline`.
+current micro-batch. Once the run has an outcome (:meth:`Preemption.finish`) a SIGTERM changes
+nothing. Installed by :mod:`kubeft_trainer.__main__` first thing in every rank, which then tells
+:mod:`kubeft_trainer.launch` that it may pass SIGTERM on.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Preemption:
     def __init__(self) -> None:
         self.requested = False
         self.training = False
+        self.finished = False
         self._previous: Any = None
 
     def install(self) -> Preemption:
@@ -36,14 +39,22 @@ class Preemption:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
 
+    def finish(self) -> None:
+        """The run has its outcome (exported, failed, or preempted at a step); keep it whatever comes."""
+        self.finished = True
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         first = not self.requested
         self.requested = True
+        if self.finished:
+            if first:
+                log.warning("SIGTERM after the run ended: keeping its outcome")
+            return
         if not self.training:
             if not first:
-                # The launcher repeats SIGTERM each second until the trainer exits; a repeat that
-                # lands after the training loop stopped for the first must not replace its outcome
-                # (the step it saved) with this one.
+                # A second SIGTERM (torchrun stopping the other ranks once one exits, or a person)
+                # that lands after the training loop stopped for the first must not replace its
+                # outcome (the step it saved) with this one.
                 return
             raise errors.Preempted("SIGTERM outside the training loop; the retry resumes from the last checkpoint")
         if first:
