@@ -8,17 +8,16 @@ clusters whose nodes advertise a fake `nvidia.com/gpu` (the local test cluster, 
 with ``KUBEFT_ALLOW_CPU_FALLBACK=1``: the trainer then warns loudly and goes on with what it found.
 
 The decisions are pure functions of observed facts (:class:`Seen`, :func:`problem`,
-:func:`cgroup_cpu_limit`), so tests feed them; :func:`observe` gathers the facts from torch, the
+so tests feed them; :func:`observe` gathers the facts from torch, the
 NVIDIA driver and the environment. The model loader and the training arguments read this rank's
-device (:func:`local_rank`), bf16 support (:func:`bf16_supported`) and CPU share
-(:func:`cpus_per_process`) from here.
+device (:func:`local_rank`) and bf16 support (:func:`bf16_supported`) from here; their CPU share
+comes from :mod:`kubeft_trainer.cpus`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import pathlib
 import re
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 ALLOW_CPU_FALLBACK_ENV = "KUBEFT_ALLOW_CPU_FALLBACK"
 VISIBLE_DEVICES_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
 PROC_DRIVER_VERSION = pathlib.Path("/proc/driver/nvidia/version")
-CGROUP_ROOT = pathlib.Path("/sys/fs/cgroup")
 # The oldest Linux driver each CUDA major version runs on (NVIDIA's minor version compatibility
 # table). The image's torch bundles CUDA 13 libraries, hence driver 580 or newer on GPU nodes.
 DRIVER_FLOOR = {13: 580, 12: 525, 11: 450}
@@ -226,52 +224,3 @@ def bf16_supported() -> bool:
     it runs several times slower than fp16: `auto` precision must pick fp16 there.
     """
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
-
-
-def cgroup_cpu_limit(root: pathlib.Path = CGROUP_ROOT) -> int | None:
-    """CPUs the container's cgroup quota allows (a pod's CPU limit, rounded up), or None without one.
-
-    cgroup v2 `cpu.max` ("QUOTA PERIOD", or "max PERIOD"), else v1 `cpu.cfs_quota_us` (-1: none)
-    over `cpu.cfs_period_us`.
-    """
-    try:
-        quota, _, period = (root / "cpu.max").read_text().strip().partition(" ")
-    except OSError:
-        quota, period = _read_v1_quota(root)
-    if not quota or quota in ("max", "-1") or not period:
-        return None
-    try:
-        quota_us, period_us = int(quota), int(period)
-    except ValueError:
-        return None
-    if quota_us <= 0 or period_us <= 0:
-        return None
-    return max(1, math.ceil(quota_us / period_us))
-
-
-def _read_v1_quota(root: pathlib.Path) -> tuple[str, str]:
-    for controller in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
-        directory = root / controller
-        try:
-            quota = (directory / "cpu.cfs_quota_us").read_text().strip()
-            period = (directory / "cpu.cfs_period_us").read_text().strip()
-        except OSError:
-            continue
-        return quota, period
-    return "", ""
-
-
-def usable_cpus(*, root: pathlib.Path = CGROUP_ROOT, affinity: int | None = None) -> int:
-    """CPUs this process may use: its affinity mask, capped by the cgroup quota. Not os.cpu_count(), which
-    counts the node's CPUs: a pod limited to 4 of 128 would start dozens of workers that fight over 4."""
-    if affinity is None:
-        affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    limit = cgroup_cpu_limit(root)
-    return max(1, min(affinity, limit) if limit is not None else affinity)
-
-
-def cpus_per_process(environ: Mapping[str, str] | None = None, *, cpus: int | None = None) -> int:
-    """This process's share of the pod's CPUs: `accelerate launch` runs LOCAL_WORLD_SIZE processes in a pod."""
-    env = os.environ if environ is None else environ
-    processes = max(1, int(env.get("LOCAL_WORLD_SIZE") or 1))
-    return max(1, (usable_cpus() if cpus is None else cpus) // processes)

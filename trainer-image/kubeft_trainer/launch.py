@@ -61,6 +61,8 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 
+from kubeft_trainer import cpus
+
 # Standard library only: the signal handlers must be in place before anything slow is imported.
 DEFAULT_WORKDIR = "/var/lib/kubeft"
 LAUNCH_DIR_ENV = "KUBEFT_LAUNCH_DIR"
@@ -212,9 +214,33 @@ def run(command: list[str]) -> int:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def thread_args(args: list[str], environ: Mapping[str, str], *, usable: int | None = None) -> list[str]:
+    """``--num_cpu_threads_per_process N``: each trainer process's share of the pod's CPUs.
+
+    Without it accelerate sets ``OMP_NUM_THREADS=1`` for the trainer (unless ``--cpu`` is given), and
+    a CPU pod trains on one core however many it was given; a GPU pod's data preparation too. The
+    share is the pod's usable CPUs (cgroup limit and affinity, :mod:`kubeft_trainer.cpus`) over the
+    number of processes. Nothing is added where the caller chose: ``OMP_NUM_THREADS`` set, or the
+    flag given.
+    """
+    if environ.get("OMP_NUM_THREADS") or any(a.split("=")[0] == "--num_cpu_threads_per_process" for a in args):
+        return []
+    processes = 1
+    for i, arg in enumerate(args):
+        value = arg.partition("=")[2] if arg.startswith("--num_processes=") else None
+        if arg == "--num_processes" and i + 1 < len(args):
+            value = args[i + 1]
+        if value is not None:
+            with contextlib.suppress(ValueError):
+                processes = max(1, int(value))
+            break
+    share = cpus.cpus_per_process({"LOCAL_WORLD_SIZE": str(processes)}, cpus=usable)
+    return ["--num_cpu_threads_per_process", str(share)]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    return run([sys.executable, "-m", "accelerate.commands.launch", *args])
+    return run([sys.executable, "-m", "accelerate.commands.launch", *thread_args(args, os.environ), *args])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 
 from kubeft_operator.api import contract
 from kubeft_operator.api import spec as api_spec
-from kubeft_trainer import data, devices, errors
+from kubeft_trainer import cpus, data, devices, errors
 from kubeft_trainer.model import base
 from kubeft_trainer.train import arguments
 
@@ -242,29 +242,29 @@ def cgroup(root: pathlib.Path, files: dict[str, str]) -> pathlib.Path:
     ],
 )
 def test_the_cpu_limit_comes_from_the_cgroup_quota(tmp_path, files, want):
-    assert devices.cgroup_cpu_limit(cgroup(tmp_path, files)) == want
+    assert cpus.cgroup_cpu_limit(cgroup(tmp_path, files)) == want
 
 
 @pytest.mark.parametrize(
     ("affinity", "quota", "want"), [(64, "400000 100000", 4), (2, "400000 100000", 2), (8, "max 100000", 8)]
 )
 def test_usable_cpus_are_the_affinity_capped_by_the_quota(tmp_path, affinity, quota, want):
-    assert devices.usable_cpus(root=cgroup(tmp_path, {"cpu.max": quota}), affinity=affinity) == want
+    assert cpus.usable_cpus(root=cgroup(tmp_path, {"cpu.max": quota}), affinity=affinity) == want
 
 
 def test_the_processes_of_a_pod_share_its_cpus():
-    assert devices.cpus_per_process({"LOCAL_WORLD_SIZE": "4"}, cpus=8) == 2
-    assert devices.cpus_per_process({"LOCAL_WORLD_SIZE": "4"}, cpus=2) == 1
-    assert devices.cpus_per_process({}, cpus=6) == 6
+    assert cpus.cpus_per_process({"LOCAL_WORLD_SIZE": "4"}, cpus=8) == 2
+    assert cpus.cpus_per_process({"LOCAL_WORLD_SIZE": "4"}, cpus=2) == 1
+    assert cpus.cpus_per_process({}, cpus=6) == 6
 
 
 def test_usable_cpus_default_to_this_process_and_its_cgroup():
-    assert 1 <= devices.usable_cpus() <= len(os.sched_getaffinity(0))
+    assert 1 <= cpus.usable_cpus() <= len(os.sched_getaffinity(0))
 
 
 def test_loader_workers_and_tokenizer_processes_follow_the_pods_cpus_not_the_nodes(monkeypatch):
     counts: dict[str, Any] = {"cpus": 3}
-    monkeypatch.setattr(devices, "usable_cpus", lambda **_: counts["cpus"])
+    monkeypatch.setattr(cpus, "usable_cpus", lambda **_: counts["cpus"])
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert arguments.loader_workers(cuda=True) == 2
     assert arguments.loader_workers(cuda=False) == 0

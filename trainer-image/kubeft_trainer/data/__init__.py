@@ -18,7 +18,7 @@ from typing import Any
 import datasets
 
 from kubeft_trainer import config as trainer_config
-from kubeft_trainer import devices, errors
+from kubeft_trainer import cpus, errors
 from kubeft_trainer.data import collate, encode, preflight, sources
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def map_processes(records: int) -> int | None:
     Every rank of the pod tokenizes, so each takes its share of the pod's CPUs (the cgroup limit,
     not the node's count, which would start dozens of processes in a pod limited to a few CPUs).
     """
-    return min(devices.cpus_per_process(), 8) if records >= PARALLEL_MAP_MIN_RECORDS else None
+    return min(cpus.cpus_per_process(), 8) if records >= PARALLEL_MAP_MIN_RECORDS else None
 
 
 def _encode(

@@ -16,7 +16,7 @@ import torch
 import transformers
 
 from kubeft_operator.api import spec as api_spec
-from kubeft_trainer import devices, errors
+from kubeft_trainer import cpus, devices, errors
 
 
 def precision(requested: str) -> str:
@@ -44,7 +44,7 @@ def planned_steps(training: api_spec.TrainingSpec, *, records: int, world_size: 
 def loader_workers(*, cuda: bool) -> int:
     """Data-loader workers per process: none on CPU; on a GPU up to 4, from this process's share of
     the pod's CPUs (its cgroup limit, not the node's count), one CPU left to the training loop."""
-    return min(4, devices.cpus_per_process() - 1) if cuda else 0
+    return min(4, cpus.cpus_per_process() - 1) if cuda else 0
 
 
 def build(
