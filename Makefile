@@ -10,7 +10,7 @@ export KUBECONFIG ?= $(KUBEFT_CLUSTER_DIR)/admin.kubeconfig
 export PATH := $(VENV)/bin:$(KUBEFT_CACHE)/bin:$(KUBEFT_CACHE)/k8s-v$(K8S_VERSION)/bin:$(PATH)
 PY := $(VENV)/bin/python
 
-.PHONY: help setup images demo test test-unit lint crds cluster-up cluster-down kubeconfig bench bench-quick
+.PHONY: help setup images demo test test-unit lint crds cluster-up cluster-down kubeconfig bench bench-quick gpu-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -50,3 +50,7 @@ bench: setup ## benchmarks: trainer throughput, operator scale, artifact size
 
 bench-quick: setup ## the benchmarks in quick mode (< 15 min on 2 cores)
 	@$(PY) -m benchmarks.run --quick
+
+# No `setup` prerequisite: the GPU machine may have no network; the script says what its Python lacks.
+gpu-check: ## offline GPU check, 8-min budget on one H100/H200 (GPU_CHECK_ARGS=--cpu-smoke: tiny, on CPU)
+	@hack/gpu-check.sh $(GPU_CHECK_ARGS)

@@ -7,7 +7,8 @@ moto S3 server on loopback. The baseline is the full checkpoint uploaded to the 
 the same transfer settings, which is what exporting a fully fine-tuned model would cost.
 
 The benchmark model is small, so the fractions are also projected to Llama-3-8B's shape by
-counting each method's trainable parameters on a meta-device model (no memory, no weights).
+counting each method's trainable parameters on a meta-device model (no memory, no weights), in
+bytes of the dtypes a GPU run has: a bf16 base, fp32 LoRA-style adapters.
 
 Called by :mod:`benchmarks.run`; ``python -m benchmarks.artifact_size --help`` runs it alone.
 """
@@ -107,7 +108,10 @@ def upload_full_model(model_dir: pathlib.Path, *, s3: s3server.S3Server, repeats
 
 
 def project(preset_name: str = PROJECTION_PRESET) -> dict[str, Any]:
-    """Trainable parameters of each method (kubeft's defaults) on a meta-device model of `preset_name`'s shape."""
+    """Trainable parameters and their bytes for each method (kubeft's defaults) on a meta-device model of
+    `preset_name`'s shape, in the dtypes a GPU run has: the base in the preset's dtype (bf16, what the
+    trainer loads with `dtype: auto` on a bf16 GPU), the adapter in whatever dtype peft then gives it
+    (fp32 for LoRA-style weights, which peft upcasts; the base's dtype for prompt embeddings)."""
     import peft
     import torch
     import transformers
@@ -125,16 +129,34 @@ def project(preset_name: str = PROJECTION_PRESET) -> dict[str, Any]:
         tie_word_embeddings=preset.tie_embeddings,
     )
     out: dict[str, Any] = {}
+    default_dtype = torch.get_default_dtype()
     for method in METHODS:
         if method == "qlora":
-            continue  # the same adapter as lora; only the base is stored 4-bit
-        with torch.device("meta"):
-            model = transformers.LlamaForCausalLM(config)
-            peft_config = model_stage.builder(method)(
-                methods.MethodSpec(type=method), task_type="CAUSAL_LM", model=model, total_steps=100, location=""
-            )
-            trainable, total = peft.get_peft_model(model, peft_config).get_nb_trainable_parameters()
-        out[method] = {"trainable_params": trainable, "base_params": total - trainable}
+            continue  # the same adapter as lora; the base checkpoint it applies to is the same bf16 one
+        torch.set_default_dtype(getattr(torch, preset.dtype))
+        try:
+            with torch.device("meta"):
+                model = transformers.LlamaForCausalLM(config)
+                peft_config = model_stage.builder(method)(
+                    methods.MethodSpec(type=method), task_type="CAUSAL_LM", model=model, total_steps=100, location=""
+                )
+                wrapped = peft.get_peft_model(model, peft_config)
+        finally:
+            torch.set_default_dtype(default_dtype)
+        sizes: dict[str, dict[str, int]] = {"trainable": {}, "base": {}}
+        for param in wrapped.parameters():
+            part = sizes["trainable" if param.requires_grad else "base"]
+            dtype = str(param.dtype).removeprefix("torch.")
+            part[dtype] = part.get(dtype, 0) + param.numel() * param.element_size()
+        trainable, total = wrapped.get_nb_trainable_parameters()
+        out[method] = {
+            "trainable_params": trainable,
+            "base_params": total - trainable,
+            "trainable_bytes": sum(sizes["trainable"].values()),
+            "base_bytes": sum(sizes["base"].values()),
+            "trainable_dtypes": sorted(sizes["trainable"]),
+            "base_dtypes": sorted(sizes["base"]),
+        }
     return {"preset": preset_name, "methods": out}
 
 

@@ -12,6 +12,25 @@ from collections.abc import Iterable, Sequence
 
 # Dense bf16 peak of one H100 SXM, the denominator of MFU in docs/performance.md and FIELD-NOTES.
 H100_BF16_PEAK_FLOPS = 989e12
+# Dense (no 2:4 sparsity) bf16 tensor-core peak of one GPU, FLOP/s, from NVIDIA's data sheets, keyed by a
+# part of the name torch.cuda.get_device_name() reports ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB").
+# The first key found in the name wins, so each variant precedes its family ("H100 PCIe" before "H100",
+# "L40S" and "L40" before "L4"). A GPU not listed has an unknown peak and no MFU.
+BF16_PEAK_FLOPS: tuple[tuple[str, float], ...] = (
+    ("GH200", 989e12),
+    ("H200 NVL", 835e12),
+    ("H200", 989e12),
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", H100_BF16_PEAK_FLOPS),
+    ("H800", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("A800", 312e12),
+    ("L40S", 362e12),
+    ("L40", 181e12),
+    ("L4", 121e12),
+)
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -68,6 +87,18 @@ def llama_matmul_params(
     return layers * (attention + mlp) + hidden * vocab
 
 
+def llama_params(
+    *, hidden: int, layers: int, heads: int, kv_heads: int, intermediate: int, vocab: int, tie_embeddings: bool
+) -> int:
+    """Every parameter of a Llama-style decoder: the matmuls, the input embedding (unless tied to the
+    LM head) and the RMSNorm weights (two per block and a final one). The N of "6·N·tokens/s"."""
+    matmul = llama_matmul_params(
+        hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, intermediate=intermediate, vocab=vocab
+    )
+    embedding = 0 if tie_embeddings else vocab * hidden
+    return matmul + embedding + (2 * layers + 1) * hidden
+
+
 def lora_flops_per_token(*, matmul_params: int, layers: int, hidden: int, seq_len: float) -> float:
     """Training FLOPs per token with a frozen base: 4·N_matmul + 4·L·h·s.
 
@@ -81,6 +112,11 @@ def lora_flops_per_token(*, matmul_params: int, layers: int, hidden: int, seq_le
 def mfu(*, flops_per_token: float, tokens_per_second: float, devices: int = 1, peak_flops: float) -> float:
     """Model FLOPs utilisation: achieved FLOP/s over the devices' peak."""
     return flops_per_token * tokens_per_second / (devices * peak_flops)
+
+
+def peak_bf16_flops(device_name: str) -> tuple[str, float] | None:
+    """(table key, dense bf16 FLOP/s) of the GPU called `device_name`, or None for one not in the table."""
+    return next(((key, peak) for key, peak in BF16_PEAK_FLOPS if key in device_name), None)
 
 
 def best_of_runs_throughput(step_tokens: Sequence[int], runs: Sequence[Sequence[float]], *, skip: int) -> float:

@@ -15,9 +15,16 @@ CPU its user+system seconds over the burst, and API writes come from the API ser
 ``apiserver_request_total`` (diffed around the burst, attributed by resource), cross-checked
 against the operator's ``kubeft_api_writes_total``.
 
+At the largest N the same burst also runs against a baseline operator, an earlier commit's
+(``--baseline-ref``, by default the last one on lightkube; :mod:`benchmarks.operator_baseline`
+prepares it), each run on a fresh cluster, interleaved with this checkout's runs
+(baseline, current, current, baseline, … for ``--repeats``). :mod:`benchmarks.operator_goals`
+turns the runs into the goals table: medians before and after, their ratio, every run.
+
 Called by :mod:`benchmarks.run`; ``python -m benchmarks.operator_scale --help`` runs it alone.
-``KUBEFT_BENCH_PROFILE=1`` runs the operator under cProfile and leaves ``operator-N.prof`` in the
-work directory (``--workdir``), for ``python -m pstats``.
+``KUBEFT_BENCH_PROFILE=1`` runs the operator under cProfile and leaves
+``operator-N-RUN-SIDE.prof`` (beside its ``.log``) in the work directory (``--workdir``), for
+``python -m pstats``.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from benchmarks import measures, workdirs
+from benchmarks import measures, operator_baseline, operator_goals, workdirs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "kubeft.io", "v1alpha1", "finetunejobs"
@@ -69,6 +76,11 @@ _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 def sizes_for(*, quick: bool) -> list[int]:
     return [50, 200] if quick else [100, 500, 1000]
+
+
+def repeats_for(*, quick: bool) -> int:
+    """Runs per side at the compared N: one pair in quick mode (its time budget), two otherwise."""
+    return 1 if quick else 2
 
 
 # --------------------------------------------------------------------------------- API server
@@ -201,7 +213,7 @@ def _ports_free(base: int) -> bool:
 
 
 @contextlib.contextmanager
-def private_cluster(directory: pathlib.Path) -> Iterator[Cluster]:
+def private_cluster(directory: pathlib.Path, *, crd: pathlib.Path) -> Iterator[Cluster]:
     base = next(b for b in range(17440, 27440, 100) if _ports_free(b))
     cluster = Cluster(directory=directory, port_base=base)
     try:
@@ -209,7 +221,7 @@ def private_cluster(directory: pathlib.Path) -> Iterator[Cluster]:
             cluster.script("up")
         except subprocess.CalledProcessError as exc:
             raise RuntimeError(f"hack/cluster.sh up failed:\n{exc.stderr[-3000:]}") from None
-        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "finetunejob.yaml"))
+        cluster.kubectl("apply", "--server-side", "-f", str(crd))
         established = '{.status.conditions[?(@.type=="Established")].status}'
         if not _wait(
             lambda: (
@@ -313,10 +325,17 @@ class Stopwatch:
 
 
 class Operator:
-    """The operator subprocess, watching one namespace, and a sampler of its RSS."""
+    """The operator subprocess, run by `tree`'s interpreter from its code, watching one namespace;
+    and a sampler of its RSS."""
 
     def __init__(
-        self, cluster: Cluster, namespace: str, log_path: pathlib.Path, *, profile: pathlib.Path | None = None
+        self,
+        cluster: Cluster,
+        namespace: str,
+        log_path: pathlib.Path,
+        *,
+        tree: operator_baseline.OperatorTree,
+        profile: pathlib.Path | None = None,
     ) -> None:
         self.metrics_port = _free_port()
         self.log_path = log_path
@@ -326,17 +345,19 @@ class Operator:
             "KUBEFT_TRAINER_COMMAND": json.dumps([sys.executable, str(ROOT / "hack" / "fake_trainer.py")]),
             "KUBEFT_METRICS_PORT": str(self.metrics_port),
             "PYTHONUNBUFFERED": "1",
+            # Only the tree's own operator package: never this checkout's under a baseline's interpreter.
+            "PYTHONPATH": str(tree.pythonpath),
         }
         with log_path.open("wb") as log:
             # With a profile path, the operator runs under cProfile (its event loop: kopf and the
             # reconciler; the API client's worker threads are not sampled) and writes it on exit.
             profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
             self.proc = subprocess.Popen(
-                [sys.executable, *profiler, "-m", "kubeft_operator", "--standalone", f"--namespace={namespace}"],
+                [str(tree.python), *profiler, "-m", "kubeft_operator", "--standalone", f"--namespace={namespace}"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=ROOT,
+                cwd=tree.root,
             )
         self.peak_rss = 0
         self._sampling = threading.Event()
@@ -470,14 +491,25 @@ def _operator_events(cluster: Cluster, namespace: str) -> float:
     return float(sum(e.get("count") or 1 for e in items if e.get("reportingComponent") == OPERATOR_EVENT_COMPONENT))
 
 
-def measure(cluster: Cluster, n: int, *, trickle: int, workdir: pathlib.Path, log: Any) -> dict[str, Any]:
+def measure(
+    cluster: Cluster,
+    n: int,
+    *,
+    trickle: int,
+    workdir: pathlib.Path,
+    log: Any,
+    tree: operator_baseline.OperatorTree,
+    name: str = "",
+) -> dict[str, Any]:
+    """One burst of `n` jobs and its trickle against `tree`'s operator; `name` tells its files apart."""
     namespace = f"scale-{n}"
     cluster.kubectl("create", "namespace", namespace)
     # The namespace's own bootstrap writes (default ServiceAccount, root CA ConfigMap) happen before the snapshot.
     _wait(lambda: "kube-root-ca.crt" in cluster.kubectl("get", "configmaps", "-n", namespace), timeout=60)
     _wait(lambda: "default" in cluster.kubectl("get", "serviceaccounts", "-n", namespace), timeout=60)
-    profile = workdir / f"operator-{n}.prof" if os.environ.get("KUBEFT_BENCH_PROFILE") else None
-    operator = Operator(cluster, namespace, workdir / f"operator-{n}.log", profile=profile)
+    stem = f"operator-{n}{name}"
+    profile = workdir / f"{stem}.prof" if os.environ.get("KUBEFT_BENCH_PROFILE") else None
+    operator = Operator(cluster, namespace, workdir / f"{stem}.log", tree=tree, profile=profile)
     session = cluster.session()
     stopwatch = Stopwatch()
     watches: list[Watch] = []
@@ -555,7 +587,7 @@ def measure(cluster: Cluster, n: int, *, trickle: int, workdir: pathlib.Path, lo
             "write_breakdown": describe(breakdown),
         }
         log(
-            f"  N={n:5d}: job p50 {result['apply_to_job'].get('p50', float('nan')):.2f}s "
+            f"  N={n:5d} {tree.label}: job p50 {result['apply_to_job'].get('p50', float('nan')):.2f}s "
             f"p99 {result['apply_to_job'].get('p99', float('nan')):.2f}s, after drain p99 "
             f"{result['after_drain_apply_to_job'].get('p99', float('nan')):.2f}s, "
             f"RSS peak {operator.peak_rss / 2**20:.0f} MiB, {result['cpu_seconds_per_job'] * 1000:.1f} ms CPU/job, "
@@ -569,16 +601,59 @@ def measure(cluster: Cluster, n: int, *, trickle: int, workdir: pathlib.Path, lo
         operator.stop()
 
 
-def run(*, quick: bool, workdir: pathlib.Path, sizes: list[int] | None = None, log: Any = print) -> dict[str, Any]:
-    sizes = sizes or sizes_for(quick=quick)
+def run(
+    *,
+    quick: bool,
+    workdir: pathlib.Path,
+    sizes: list[int] | None = None,
+    baseline_ref: str | None = operator_baseline.DEFAULT_REF,
+    repeats: int | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Every size against this checkout's operator; at the largest, `repeats` runs per side against
+    the baseline too (none when `baseline_ref` is None), interleaved, and the goals table."""
+    sizes = sorted(sizes or sizes_for(quick=quick))
+    repeats = repeats or repeats_for(quick=quick)
     trickle = 10 if quick else 20
-    log(f"operator scale: N = {', '.join(map(str, sizes))} (+{trickle} applies after each burst drains)")
-    results = []
-    for n in sizes:
-        # A fresh cluster per size: no leftovers, no garbage collection of the last size's objects running.
-        with private_cluster(workdir / f"cluster-{n}") as cluster:
-            results.append(measure(cluster, n, trickle=trickle, workdir=workdir, log=log))
-    return {"sizes": sizes, "trickle": trickle, "client_threads": CLIENT_THREADS, "results": results}
+    compared = sizes[-1]
+    current = operator_baseline.current()
+    # Before any cluster starts: a missing ref or a failed install ends the run in seconds, not minutes.
+    baseline = operator_baseline.prepare(baseline_ref, log=log) if baseline_ref else None
+    order = operator_goals.interleave(repeats, baseline=baseline is not None)
+    log(
+        f"operator scale: N = {', '.join(map(str, sizes))} (+{trickle} applies after each burst drains); "
+        f"at N={compared}: {', '.join(order)}"
+        + (f" (baseline {baseline_ref} = {baseline.commit[:12] if baseline.commit else '?'})" if baseline else "")
+    )
+
+    trees = {operator_goals.CURRENT: current, **({operator_goals.BASELINE: baseline} if baseline else {})}
+
+    def one(n: int, side: str, index: int) -> dict[str, Any]:
+        # A fresh cluster per run: no leftovers, no garbage collection of the last run's objects running.
+        tree = trees[side]
+        with private_cluster(workdir / f"cluster-{n}-{index}", crd=tree.crd) as cluster:
+            return measure(cluster, n, trickle=trickle, workdir=workdir, log=log, tree=tree, name=f"-{index}-{side}")
+
+    results = [one(n, operator_goals.CURRENT, 0) for n in sizes[:-1]]
+    runs: list[dict[str, Any]] = [{"side": side, "result": one(compared, side, i)} for i, side in enumerate(order)]
+    # The per-N table shows one run per N: at the compared N, this checkout's first.
+    results.append(next(r["result"] for r in runs if r["side"] == operator_goals.CURRENT))
+    comparison: dict[str, Any] = {
+        "n": compared,
+        "baseline": baseline.describe() if baseline else None,
+        "current": current.describe(),
+        "runs": runs,
+        "figures": operator_goals.compare(runs),
+    }
+    for line in operator_goals.table(comparison):
+        log(line)
+    return {
+        "sizes": sizes,
+        "trickle": trickle,
+        "client_threads": CLIENT_THREADS,
+        "results": results,
+        "comparison": comparison,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -587,10 +662,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="comma-separated N values")
     parser.add_argument("--workdir", type=pathlib.Path, help="keep cluster state and operator logs here")
     parser.add_argument("--json", type=pathlib.Path, help="write the results here")
+    parser.add_argument(
+        "--baseline-ref",
+        default=operator_baseline.DEFAULT_REF,
+        help="commit whose operator is the baseline at the largest N (default: %(default)s, the last on lightkube)",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="measure this checkout's operator alone")
+    parser.add_argument(
+        "--repeats", type=int, help="runs per side at the largest N, interleaved (default: 1 with --quick, else 2)"
+    )
     args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("`--repeats` must be at least 1")
     # A short path: the cluster's unix sockets and pod directories live under it.
     with workdirs.workdir(args.workdir, prefix="kb-", parent="/tmp") as workdir:
-        summary = run(quick=args.quick, workdir=workdir, sizes=args.sizes)
+        summary = run(
+            quick=args.quick,
+            workdir=workdir,
+            sizes=args.sizes,
+            baseline_ref=None if args.no_baseline else args.baseline_ref,
+            repeats=args.repeats,
+        )
     text = json.dumps(summary, indent=2)
     if args.json:
         args.json.write_text(text)

@@ -59,6 +59,12 @@ class S3Server:
         return sum(obj["Size"] for page in pages for obj in page.get("Contents", ()))
 
 
+def secret_values(name: str) -> dict[tuple[str, str], str]:
+    """The keys as a Secret `name` holds them for a FineTuneJob's ``spec.storage.credentialsSecretRef``:
+    (Secret name, key) -> value, what :func:`benchmarks.pod.render` resolves the pod's env from."""
+    return {(name, "AWS_ACCESS_KEY_ID"): ACCESS_KEY, (name, "AWS_SECRET_ACCESS_KEY"): SECRET_KEY}
+
+
 def free_port() -> int:
     """A port P with P..P+3 and their gRPC twins (+10000) free: SeaweedFS's S3, master, volume, filer."""
     rng = random.Random()

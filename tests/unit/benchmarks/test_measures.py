@@ -84,3 +84,37 @@ def test_best_of_runs_takes_each_steps_fastest_time() -> None:
 def test_best_of_runs_needs_runs_of_the_same_steps() -> None:
     with pytest.raises(ValueError, match="one time per step"):
         measures.best_of_runs_throughput([1, 2, 3], [[1.0, 1.0, 1.0], [1.0, 1.0]], skip=0)
+
+
+def test_llama3_8b_has_its_published_parameter_count() -> None:
+    assert measures.llama_params(**LLAMA3_8B, tie_embeddings=False) == 8_030_261_248
+
+
+def test_tied_embeddings_are_counted_once() -> None:
+    untied = measures.llama_params(**LLAMA3_8B, tie_embeddings=False)
+    assert measures.llama_params(**LLAMA3_8B, tie_embeddings=True) == untied - 128_256 * 4096
+
+
+@pytest.mark.parametrize(
+    ("device_name", "want_key", "want_tflops"),
+    [
+        ("NVIDIA H100 80GB HBM3", "H100", 989),
+        ("NVIDIA H100 PCIe", "H100 PCIe", 756),
+        ("NVIDIA H100 NVL", "H100 NVL", 835),
+        ("NVIDIA H200", "H200", 989),
+        ("NVIDIA GH200 480GB", "GH200", 989),
+        ("NVIDIA A100-SXM4-80GB", "A100", 312),
+        ("NVIDIA L40S", "L40S", 362),
+        ("NVIDIA L40", "L40", 181),
+        ("NVIDIA L4", "L4", 121),
+    ],
+)
+def test_bf16_peak_is_the_most_specific_match_of_the_device_name(
+    device_name: str, want_key: str, want_tflops: float
+) -> None:
+    key, peak = measures.peak_bf16_flops(device_name) or ("", 0.0)
+    assert (key, peak / 1e12) == (want_key, pytest.approx(want_tflops))
+
+
+def test_a_gpu_missing_from_the_table_has_no_peak() -> None:
+    assert measures.peak_bf16_flops("Tesla V100-SXM2-16GB") is None
