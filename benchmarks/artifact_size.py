@@ -119,15 +119,7 @@ def project(preset_name: str = PROJECTION_PRESET) -> dict[str, Any]:
     from kubeft_trainer import model as model_stage
 
     preset = trainer_throughput.PRESETS[preset_name]
-    config = transformers.LlamaConfig(
-        vocab_size=preset.vocab,
-        hidden_size=preset.hidden,
-        intermediate_size=preset.intermediate,
-        num_hidden_layers=preset.layers,
-        num_attention_heads=preset.heads,
-        num_key_value_heads=preset.kv_heads,
-        tie_word_embeddings=preset.tie_embeddings,
-    )
+    config = transformers.LlamaConfig(**preset.llama_config())
     out: dict[str, Any] = {}
     default_dtype = torch.get_default_dtype()
     for method in METHODS:

@@ -222,15 +222,7 @@ def environment_step(mode: Mode, facts: dict[str, Any]) -> dict[str, Any]:
 def fit_estimate_gib(preset_name: str, batch_size: int) -> float:
     """GiB kubeft's fit estimate gives the quick tour's LoRA run of `preset_name` at its full sequence length."""
     preset = trainer_throughput.PRESETS[preset_name]
-    shape = estimate.Shape(
-        hidden_size=preset.hidden,
-        num_hidden_layers=preset.layers,
-        intermediate_size=preset.intermediate,
-        vocab_size=preset.vocab,
-        num_attention_heads=preset.heads,
-        num_key_value_heads=preset.kv_heads,
-        tie_word_embeddings=preset.tie_embeddings,
-    )
+    shape = estimate.Shape.from_config({"model_type": "llama", **preset.llama_config()})
     workload = trainer_throughput.Workload(train_records=0, eval_records=0, repeats=1)
     run = estimate.Run(
         method="lora",

@@ -68,6 +68,19 @@ class Preset:
     dtype: str
     tie_embeddings: bool = False
 
+    def llama_config(self) -> dict[str, Any]:
+        """The shape as `transformers.LlamaConfig` keyword arguments: config.json's names, which
+        kubeft's fit estimate (`api.estimate.Shape.from_config`) reads too."""
+        return {
+            "vocab_size": self.vocab,
+            "hidden_size": self.hidden,
+            "intermediate_size": self.intermediate,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "num_key_value_heads": self.kv_heads,
+            "tie_word_embeddings": self.tie_embeddings,
+        }
+
     def _shape(self) -> dict[str, int]:
         return {
             "hidden": self.hidden,
@@ -161,17 +174,14 @@ def build_model(path: pathlib.Path, preset: Preset, *, device: str) -> pathlib.P
     tiny_models.build_causal_lm(path)  # the tokenizer (and a throwaway 2-layer model, replaced below)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     config = transformers.LlamaConfig(
-        vocab_size=max(preset.vocab, len(tokenizer)),
-        hidden_size=preset.hidden,
-        intermediate_size=preset.intermediate,
-        num_hidden_layers=preset.layers,
-        num_attention_heads=preset.heads,
-        num_key_value_heads=preset.kv_heads,
-        max_position_embeddings=max(preset.max_length, 1024),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=preset.tie_embeddings,
+        **{
+            **preset.llama_config(),
+            "vocab_size": max(preset.vocab, len(tokenizer)),
+            "max_position_embeddings": max(preset.max_length, 1024),
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
     )
     torch.manual_seed(0)
     default_dtype = torch.get_default_dtype()
