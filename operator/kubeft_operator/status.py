@@ -30,7 +30,7 @@ from typing import Any
 from kubeft_operator.api import contract, layout, promotion, redaction
 from kubeft_operator.api import spec as spec_models
 from kubeft_operator.api import status as status_models
-from kubeft_operator.builders import fit, meta
+from kubeft_operator.builders import fit, meta, rendezvous
 
 Phase = status_models.Phase
 
@@ -60,6 +60,7 @@ POD_GRACE_SECONDS = 10.0
 # How often a job whose spec.resumeFrom names an unfinished run looks at it again.
 RESUME_POLL_SECONDS = 10.0
 CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
+UNCOUNTED = frozenset(contract.UNCOUNTED_EXIT_CODES)
 # The conditions of Kueue's Workload that say why it holds a Job, and the eviction that is the
 # user's own doing (spec.suspend through the Workload's spec.active), not Kueue's.
 WORKLOAD_CONDITIONS = ("QuotaReserved", "Admitted", "Evicted", "Preempted")
@@ -147,6 +148,8 @@ def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
             "uid": md.get("uid"),
             "creationTimestamp": md.get("creationTimestamp"),
             "controllerUid": next((labels[k] for k in CONTROLLER_UID_LABELS if k in labels), None),
+            # The machine rank of a multi-node job's pod (builders/rendezvous.py); None for one pod.
+            "index": (md.get("annotations") or {}).get(rendezvous.INDEX_ANNOTATION),
         },
         "status": {
             "phase": status.get("phase"),
@@ -221,14 +224,19 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _latest(pods: Sequence[Mapping[str, Any]], phase: str) -> Mapping[str, Any] | None:
-    """The most recently finished pod in ``phase``."""
+    """The most recently finished pod in ``phase``; of a multi-node group, the one that explains it:
+    pod 0 for a success (it exported), and for a failure a pod that did not merely stop because
+    another pod of its group did (exit 67), when there is one."""
     done = [p for p in pods if p.get("status", {}).get("phase") == phase]
+    if phase == "Failed":
+        done = [p for p in done if (_terminated(p) or {}).get("exitCode") not in UNCOUNTED] or done
 
-    def finished(pod: Mapping[str, Any]) -> str:
+    def rank(pod: Mapping[str, Any]) -> tuple[bool, str]:
         term = _terminated(pod) or {}
-        return str(term.get("finishedAt") or pod.get("metadata", {}).get("creationTimestamp") or "")
+        first = phase == "Succeeded" and pod.get("metadata", {}).get("index") in (None, "0")
+        return first, str(term.get("finishedAt") or pod.get("metadata", {}).get("creationTimestamp") or "")
 
-    return max(done, key=finished) if done else None
+    return max(done, key=rank) if done else None
 
 
 def report(pod: Mapping[str, Any] | None) -> dict[str, Any] | None:

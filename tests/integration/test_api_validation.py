@@ -94,7 +94,13 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         {"spec.method": {"type": "promptTuning", "promptTuning": {"init": "text"}}},
         ("spec.method.promptTuning", "init: text needs initText"),
     ),
-    ("multi-node", {"spec.resources": {"nodes": 2}}, ("spec.resources.nodes", "less than or equal to 1")),
+    ("too-many-nodes", {"spec.resources": {"nodes": 65}}, ("spec.resources.nodes", "less than or equal to 64")),
+    (
+        "multi-node-name-not-a-dns-label",
+        {"metadata.name": "team.sweep-1", "spec.resources": {"nodes": 2}},
+        ("needs a name that is a DNS label",),
+    ),
+    ("unknown-parallelism", {"spec.training": {"maxSteps": 10, "parallelism": "tp"}}, ("spec.training.parallelism",)),
     ("negative-gpus", {"spec.resources": {"gpus": -1}}, ("spec.resources.gpus", "greater than or equal to 0")),
     (
         "bad-hub-repo",

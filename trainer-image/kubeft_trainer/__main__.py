@@ -23,6 +23,7 @@ from kubeft_trainer.train import preemption
 log = logging.getLogger("kubeft_trainer")
 
 RETRYABLE = {e.code: e.retryable for e in contract.EXIT_CODES}
+COUNTED = {e.code: e.counted for e in contract.EXIT_CODES}
 
 
 def setup_logging() -> None:
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     launch.mark_ready()
     try:
         code = _run(argv, flag)
-        launch.record_exit_code(code, retryable=retryable(code))
+        launch.record_exit_code(code, retryable=retryable(code), counted=COUNTED.get(code, True))
     finally:
         flag.restore()
     return code
@@ -92,6 +93,13 @@ def _failed(exc: Exception) -> int:
         log.error("EndpointRefused: %s", refused)
         _terminate(result="Failed", reason="EndpointRefused", message=f"{refused}; point the endpoint elsewhere")
         return errors.EXIT_USER_ERROR
+    if int(os.environ.get("WORLD_SIZE") or 1) > 1 and errors.peer_lost(exc) and not isinstance(exc, errors.UserError):
+        # Another process of the group died (its own pod reports why, and counts); this one restarts
+        # with the group, uncounted. Inside one pod the launcher reports the worst rank, the cause.
+        log.error("PeerStopped: %s: %s", type(exc).__name__, exc)
+        message = f"another process of the group was lost ({type(exc).__name__}: {exc}); the group restarts"
+        _terminate(result="Failed", reason="PeerStopped", message=message, step=getattr(exc, "step", None))
+        return errors.EXIT_PEER_STOPPED
     if isinstance(exc, errors.TrainerError):
         log.error("%s: %s", exc.reason, exc.message)
         _terminate(result="Failed", reason=exc.reason, message=exc.message, step=exc.step)
@@ -107,13 +115,15 @@ def _hub_endpoint(spec: spec_models.FineTuneJobSpec) -> str | None:
     return hub.endpoint if hub is not None else None
 
 
-def _is_rank_zero() -> bool:
-    return os.environ.get("RANK", "0") == "0"
+def _writes_termination_message() -> bool:
+    """The first process of each pod: of a multi-node group every pod has its own message to leave
+    (the operator reads pod 0's for a success, the one that caused a failure's for a failure)."""
+    return (os.environ.get("LOCAL_RANK") or os.environ.get("RANK") or "0") == "0"
 
 
 def _terminate(**fields: object) -> None:
     text = progress.termination_message(**fields)  # type: ignore[arg-type]
-    if _is_rank_zero():
+    if _writes_termination_message():
         progress.write_termination_message(text)
     print(text, file=sys.stderr)
 

@@ -6,6 +6,8 @@ Job's podFailurePolicy matches and the `{"result": "Failed", "reason": ...}` ter
 
 from __future__ import annotations
 
+import re
+
 from kubeft_operator.api import contract
 
 # The codes and what the operator does with each live in the contract (api/contract.py).
@@ -14,6 +16,7 @@ EXIT_USER_ERROR = contract.EXIT_USER_ERROR
 EXIT_DIVERGED = contract.EXIT_DIVERGED
 EXIT_GPU_UNAVAILABLE = contract.EXIT_GPU_UNAVAILABLE
 EXIT_PREEMPTED = contract.EXIT_PREEMPTED
+EXIT_PEER_STOPPED = contract.EXIT_PEER_STOPPED
 EXIT_INFRA = contract.EXIT_INFRA
 
 
@@ -104,6 +107,36 @@ class Preempted(TrainerError):
 
     reason = "Preempted"
     exit_code = EXIT_PREEMPTED
+
+
+class PeerStopped(Preempted):
+    """Another pod of a multi-node group stopped: it got the SIGTERM and the whole group saved its
+    checkpoint at the step all ranks agreed on, or it was lost mid-collective. This pod restarts
+    with the group without counting toward retryLimit (exit 67); the pod that caused it counts."""
+
+    reason = "PeerStopped"
+    exit_code = EXIT_PEER_STOPPED
+
+
+# What a collective raises when a process of the group is gone: gloo's "Connection closed by peer"
+# (a plain RuntimeError, checked on the message; torch 2.x) and the typed errors of newer backends.
+_PEER_LOST = re.compile(
+    r"Connection (closed|reset) by peer|remote worker crash|Broken pipe|NCCL.*remote process exited"
+)
+
+
+def peer_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) says another process of the group went away."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__name__ in ("DistNetworkError", "DistBackendError") or (
+            isinstance(current, RuntimeError) and _PEER_LOST.search(str(current))
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class OutputFailed(TrainerError):

@@ -16,7 +16,9 @@ the launcher exits with the worst rank's. Worst, most severe first:
 2. any other failure (1, a code outside the contract, a rank that recorded nothing because it was
    killed, by the OOM killer for one): retried, counted toward the retry limit;
 3. 143, preempted: the checkpoint is saved, the next attempt resumes;
-4. 0.
+4. a code the contract does not count (67: stopped because another pod of a multi-node group was
+   stopped or lost): the pod restarts with its group, and the cause is reported where it happened;
+5. 0.
 
 Between ranks of equal severity the lowest rank wins: rank 0 writes the termination message, so
 its code and the message agree whenever rank 0 is among the worst. A rank that recorded nothing
@@ -81,15 +83,19 @@ class RankExit:
     rank: int
     code: int
     retryable: bool
+    counted: bool = True
 
     @property
     def severity(self) -> int:
-        """0 succeeded, 1 preempted, 2 a failure worth a retry, 3 a failure no retry can help."""
+        """0 succeeded, 1 stopped for another pod of the group (not counted), 2 preempted, 3 a failure
+        worth a retry, 4 a failure no retry can help."""
         if self.code == 0:
             return 0
-        if self.code == EXIT_PREEMPTED:
+        if not self.counted:
             return 1
-        return 2 if self.retryable else 3
+        if self.code == EXIT_PREEMPTED:
+            return 2
+        return 3 if self.retryable else 4
 
 
 def worst(exits: Iterable[RankExit]) -> RankExit:
@@ -103,9 +109,12 @@ def mark_ready(environ: Mapping[str, str] | None = None) -> None:
     _record(env, READY_SUFFIX, {"pid": os.getpid(), "processes": int(env.get("LOCAL_WORLD_SIZE") or 1)})
 
 
-def record_exit_code(code: int, *, retryable: bool, environ: Mapping[str, str] | None = None) -> None:
+def record_exit_code(
+    code: int, *, retryable: bool, counted: bool = True, environ: Mapping[str, str] | None = None
+) -> None:
     """Called by each rank just before it exits, with the contract's verdict on its code."""
-    _record(os.environ if environ is None else environ, EXIT_SUFFIX, {"code": code, "retryable": retryable})
+    body: dict[str, object] = {"code": code, "retryable": retryable, "counted": counted}
+    _record(os.environ if environ is None else environ, EXIT_SUFFIX, body)
 
 
 def _local_rank(env: Mapping[str, str]) -> int:
@@ -139,7 +148,12 @@ def outcome(directory: pathlib.Path, *, returncode: int, stopped: bool) -> int:
     """The launcher's exit code once accelerate exited with `returncode` (module docstring: worst rank)."""
     ready = _read(directory, READY_SUFFIX)
     exits = [
-        RankExit(rank=rank, code=int(body["code"]), retryable=bool(body["retryable"]))
+        RankExit(
+            rank=rank,
+            code=int(body["code"]),
+            retryable=bool(body["retryable"]),
+            counted=bool(body.get("counted", True)),
+        )
         for rank, body in _read(directory, EXIT_SUFFIX).items()
     ]
     expected = max((int(body.get("processes", 1)) for body in ready.values()), default=0)

@@ -32,8 +32,11 @@ TRAINER_CONFIG_KIND = "TrainerConfig"
 class ExitCode:
     code: int
     reason: str  # the termination reason the operator reports when the pod left no message
-    retryable: bool  # counts toward spec.retryLimit (True) or fails the Job at once (False)
+    retryable: bool  # retried (True) or fails the Job at once (False)
     meaning: str
+    # Whether a retry counts toward spec.retryLimit. Only a pod that stopped because another pod of
+    # its group did is not counted: the group restarts, and the pod that caused it counts once.
+    counted: bool = True
 
 
 EXIT_OK = 0
@@ -41,6 +44,7 @@ EXIT_INFRA = 1
 EXIT_USER_ERROR = 64
 EXIT_DIVERGED = 65
 EXIT_GPU_UNAVAILABLE = 66
+EXIT_PEER_STOPPED = 67
 EXIT_PREEMPTED = 143
 
 EXIT_CODES = (
@@ -54,10 +58,20 @@ EXIT_CODES = (
         False,
         "the pod asked for GPUs but CUDA is unusable or sees fewer devices (driver, device plugin or image)",
     ),
+    ExitCode(
+        EXIT_PEER_STOPPED,
+        "PeerStopped",
+        True,
+        "another pod of a multi-node group was stopped (it saved the group's checkpoint) or was lost; this one "
+        "restarts with the group, and only the pod that caused it counts toward retryLimit",
+        counted=False,
+    ),
     ExitCode(EXIT_PREEMPTED, "Preempted", True, "SIGTERM: a checkpoint was saved; the next attempt resumes from it"),
 )
 # Exit codes that fail the Job at once (the podFailurePolicy's FailJob rule).
 NO_RETRY_EXIT_CODES = tuple(e.code for e in EXIT_CODES if not e.retryable and e.code != EXIT_OK)
+# Exit codes whose retry does not count (the podFailurePolicy's Ignore rule of a multi-node Job).
+UNCOUNTED_EXIT_CODES = tuple(e.code for e in EXIT_CODES if not e.counted)
 # Reasons for failed pods without a termination message, by exit code.
 EXIT_REASONS = {e.code: e.reason for e in EXIT_CODES if e.code not in (EXIT_OK, EXIT_INFRA)}
 
@@ -66,6 +80,9 @@ EXIT_REASONS = {e.code: e.reason for e in EXIT_CODES if e.code not in (EXIT_OK, 
 # (chart: trainer.progressIntervalSeconds); the default keeps a FineTuneJob's status, its watchers
 # and Argo CD from churning with every optimizer step.
 PROGRESS_INTERVAL_ENV = "KUBEFT_PROGRESS_INTERVAL"
+# spec.training.parallelism with `auto` decided by the operator (ddp or fsdp): it has the fit
+# estimate and the GPU memory table; the trainer reads the variable first (kubeft_trainer/config.py).
+PARALLELISM_ENV = "KUBEFT_PARALLELISM"
 DEFAULT_PROGRESS_INTERVAL_SECONDS = 30.0
 
 # Task -> the alternatives of `spec.dataset.fields` it needs (any one alternative, all of its fields).

@@ -209,7 +209,15 @@ def build() -> dict[str, Any]:
                                     "rule": f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
                                     "message": f"metadata.name must be at most {MAX_NAME_LENGTH} characters, so that "
                                     "the names of the objects kubeft creates for it stay valid",
-                                }
+                                },
+                                {
+                                    "rule": "!has(self.spec.resources) || !has(self.spec.resources.nodes) || "
+                                    "self.spec.resources.nodes == 1 || "
+                                    "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                                    "message": "a FineTuneJob with spec.resources.nodes > 1 needs a name that is a DNS "
+                                    "label (lowercase letters, digits and '-', starting with a letter): its pods find "
+                                    "each other through a headless Service of that name",
+                                },
                             ],
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "APIVersion of this object."},

@@ -284,6 +284,14 @@ class TrainingSpec(ApiModel):
     checkpoint_steps: int = Field(default=100, ge=1, description="Save a durable checkpoint every N steps.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Evaluation schedule and metrics.")
     divergence: DivergenceGuard = Field(default_factory=DivergenceGuard, description="Early stop on divergence.")
+    parallelism: Literal["auto", "ddp", "fsdp"] = Field(
+        default="auto",
+        description="How the trainer processes share the model. `ddp`: every GPU holds the whole model (fastest "
+        "when it fits). `fsdp`: fully sharded across all processes of all nodes, base weights frozen, so a model "
+        "larger than one GPU can be tuned. `auto`: fsdp when the fit estimate (status.estimate) of one replica "
+        "exceeds the GPU memory the operator declares (chart value trainer.gpuMemoryGiB) and there is more "
+        "than one process, else ddp.",
+    )
 
 
 # ------------------------------------------------------------------------ resources/scheduling
@@ -310,11 +318,21 @@ class Toleration(ApiModel):
     toleration_seconds: int | None = Field(default=None, description="For NoExecute: how long to stay bound.")
 
 
+MAX_NODES = 64
+
+
 class ResourcesSpec(ApiModel):
     """What each trainer pod requests."""
 
     gpus: int = Field(default=1, ge=0, le=16, description="GPUs per node (`nvidia.com/gpu`). 0 trains on CPU.")
-    nodes: int = Field(default=1, ge=1, le=1, description="Number of nodes. Only 1 is supported in v1alpha1.")
+    nodes: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_NODES,
+        description="Pods (machines) that train together, each with `gpus` GPUs. More than 1 runs an Indexed Job "
+        "of that many pods and a headless Service for their rendezvous; the group fails, restarts and succeeds "
+        "as one (docs/trainer.md, Large models).",
+    )
     cpu: Quantity = Field(default="4", description="CPU request and limit per pod.")
     memory: Quantity = Field(
         default="32Gi",

@@ -108,6 +108,11 @@ class FitEstimate(ApiModel):
     activations_gib: float = Field(description="Activations kept for the backward pass, and the logits.")
     overhead_gib: float = Field(description="CUDA context and allocator allowance.")
     trainable_params: int = Field(description="Parameters the method trains.")
+    sharded_over: int | None = Field(
+        default=None,
+        description="With FSDP (spec.training.parallelism): the processes that weights, adapter and optimizer state "
+        "are split over, already divided out of weightsGib and adapterGib; left out when each GPU holds a replica.",
+    )
     gpu_memory_gib: float | None = Field(
         default=None,
         description="Memory of one of the job's GPUs, as the operator declares it (chart value trainer.gpuMemoryGiB); "

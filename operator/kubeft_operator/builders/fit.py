@@ -86,7 +86,22 @@ def assess(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> dict
     gpu = declared(spec, settings)
     if gpu is not None:
         out["gpu"], out["gpuMemoryGib"] = gpu
+    shards = max(spec.resources.gpus, 1) * spec.resources.nodes
+    if shards > 1 and _sharded(spec, out):
+        # FSDP splits the frozen weights and the trainable state over every process; activations
+        # and the CUDA context stay per GPU.
+        weights, adapter = result.weights / shards, result.adapter / shards
+        total = weights + adapter + result.activations + result.overhead
+        out.update(totalGib=_gib(int(total)), weightsGib=_gib(int(weights)), adapterGib=_gib(int(adapter)))
+        out["shardedOver"] = shards
     return out
+
+
+def _sharded(spec: spec_models.FineTuneJobSpec, replica: dict[str, Any]) -> bool:
+    """Whether the trainer shards (fsdp): asked for, or ``auto`` and one replica exceeds the GPU's memory."""
+    if spec.training.parallelism != "auto":
+        return spec.training.parallelism == "fsdp"
+    return "gpuMemoryGib" in replica and replica["totalGib"] > replica["gpuMemoryGib"]
 
 
 def verdict(found: dict[str, Any] | None) -> tuple[bool, str, str] | None:
@@ -98,6 +113,8 @@ def verdict(found: dict[str, Any] | None) -> tuple[bool, str, str] | None:
         f"weights {found['weightsGib']}, adapter and optimizer {found['adapterGib']}, activations "
         f"{found['activationsGib']}, overhead {found['overheadGib']}"
     )
+    if "shardedOver" in found:
+        parts += f"; weights and trainable state sharded over {found['shardedOver']} processes (FSDP)"
     if total <= limit:
         return True, REASON_FITS, f"estimated {total} GiB per GPU ({parts}) fits the {limit:g} GiB of {found['gpu']}"
     return (
@@ -116,3 +133,17 @@ def refusal(spec: spec_models.FineTuneJobSpec, found: dict[str, Any] | None) -> 
     if not spec.resources.fail_if_not_fits or said is None or said[0]:
         return None
     return said[2]
+
+
+def parallelism(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> str:
+    """``ddp`` or ``fsdp``: spec.training.parallelism, with ``auto`` decided here.
+
+    ``auto`` shards (fsdp) when there is more than one process to shard over and the fit estimate of
+    one whole replica exceeds the GPU memory the operator declares for the job's GPUs; without an
+    estimate (no spec.model.config) or a declaration, or on one process, it is ddp.
+    """
+    chosen = spec.training.parallelism
+    if chosen != "auto":
+        return chosen
+    found = assess(spec, settings)
+    return "fsdp" if found is not None and "shardedOver" in found else "ddp"

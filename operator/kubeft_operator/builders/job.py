@@ -21,17 +21,19 @@ from kubeft_operator import config
 from kubeft_operator.api import base as api_base
 from kubeft_operator.api import contract
 from kubeft_operator.api import spec as spec_models
-from kubeft_operator.builders import kueue, meta
+from kubeft_operator.builders import fit, kueue, meta, rendezvous
 
 WORKDIR = "/var/lib/kubeft"
 HF_HOME = "/var/cache/huggingface"
 SHM = "/dev/shm"
 # The exit codes that fail the Job at once: a retry cannot help (api/contract.py).
 NO_RETRY_EXIT_CODES = list(contract.NO_RETRY_EXIT_CODES)
+# A pod of a multi-node group that stopped because another did: replaced without counting.
+UNCOUNTED_EXIT_CODES = list(contract.UNCOUNTED_EXIT_CODES)
 TRAINER_UID = 10001  # the trainer image's user (trainer-image/Dockerfile); tests/e2e/test_images.py checks they agree
 
 
-def command(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> list[str]:
+def command(owner_name: str, spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> list[str]:
     """The trainer's argv: ``accelerate launch`` through the trainer's wrapper, or the operator's override.
 
     ``python -m kubeft_trainer.launch ARGS`` is ``accelerate launch ARGS`` that keeps the trainer's
@@ -41,11 +43,12 @@ def command(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> lis
     if settings.trainer_command is not None:
         launcher = list(settings.trainer_command)
     else:
-        gpus = spec.resources.gpus or 0
-        # accelerate 1.15 starts several local processes only through torchrun, which `--multi_gpu`
-        # selects; with one process it refuses the flag. One process per GPU.
-        multi = ["--multi_gpu"] if gpus > 1 else []
-        processes = ["--num_processes", str(max(gpus, 1))]
+        total = rendezvous.processes(spec)
+        # accelerate 1.15 starts several processes only through torchrun, which `--multi_gpu` selects
+        # (on CPU pods too); with one process it refuses the flag. One process per GPU, and
+        # `--num_processes` counts the processes of all machines.
+        multi = ["--multi_gpu"] if total > 1 else []
+        processes = ["--num_processes", str(total), *rendezvous.launch_args(owner_name, spec)]
         launcher = ["python", "-m", "kubeft_trainer.launch", *multi, *processes, "-m", "kubeft_trainer"]
     return [*launcher, "--config", meta.CONFIG_PATH]
 
@@ -71,6 +74,9 @@ def env(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: config.S
         # The trainer judges its endpoints again at connect time (kubeft_trainer/egress.py).
         {"name": "KUBEFT_ALLOW_PRIVATE_ENDPOINTS", "value": str(settings.allow_private_endpoints).lower()},
         {"name": contract.PROGRESS_INTERVAL_ENV, "value": f"{settings.progress_interval_seconds:g}"},
+        # spec.training.parallelism with `auto` decided (builders/fit.py: the fit estimate of one replica).
+        {"name": contract.PARALLELISM_ENV, "value": fit.parallelism(spec, settings)},
+        *rendezvous.env(spec),
     ]
     credentials = spec.storage.credentials_secret_ref if spec.storage else None
     out += storage_credentials(credentials)
@@ -171,7 +177,7 @@ def pod_spec(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: con
         "name": meta.CONTAINER,
         "image": spec.image or settings.trainer_image,
         "imagePullPolicy": settings.trainer_image_pull_policy,
-        "command": command(spec, settings),
+        "command": command(owner.name, spec, settings),
         "env": env(owner, spec, settings),
         "resources": resources(spec, settings),
         "volumeMounts": volume_mounts(spec, settings),
@@ -198,6 +204,8 @@ def pod_spec(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, settings: con
         "volumes": volumes(owner, spec, settings),
         **pull_secrets(settings),
     }
+    if rendezvous.multi_node(spec):
+        pod["subdomain"] = rendezvous.service_name(owner.name)
     scheduling = spec.scheduling
     if scheduling is not None:
         if scheduling.node_selector:
@@ -237,6 +245,8 @@ def build(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, settings: con
             "spec": pod_spec(owner, spec, settings),
         },
     }
+    if rendezvous.multi_node(spec):
+        _group(job_spec, spec.resources.nodes)
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     return {
@@ -247,6 +257,24 @@ def build(owner: meta.Owner, spec: spec_models.FineTuneJobSpec, *, settings: con
         ),
         "spec": job_spec,
     }
+
+
+def _group(job_spec: dict[str, Any], nodes: int) -> None:
+    """Make ``job_spec`` the Indexed Job of a multi-node group (builders/rendezvous.py).
+
+    All pods start together (Kueue admits them as one workload of ``nodes`` pods) and the group
+    succeeds when pod 0, the one that exports, succeeds. When a pod stops, the others stop at the
+    same step and exit 67 (contract.EXIT_PEER_STOPPED); the Job replaces every pod and the group
+    meets again, resuming from the checkpoint it saved. Only the pod that stopped first counts
+    toward backoffLimit (retryLimit): 67 is ignored.
+    """
+    job_spec.update(completionMode="Indexed", completions=nodes, parallelism=nodes)
+    job_spec["successPolicy"] = {"rules": [{"succeededIndexes": "0"}]}
+    ignored = {
+        "action": "Ignore",
+        "onExitCodes": {"containerName": meta.CONTAINER, "operator": "In", "values": list(UNCOUNTED_EXIT_CODES)},
+    }
+    job_spec["podFailurePolicy"]["rules"].insert(1, ignored)
 
 
 def suspend_patch(spec: spec_models.FineTuneJobSpec, job: dict[str, Any]) -> dict[str, Any] | None:

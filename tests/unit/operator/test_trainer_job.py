@@ -90,6 +90,7 @@ WANT_MINIMAL_JOB = {
                             {"name": "KUBEFT_WORKDIR", "value": "/var/lib/kubeft"},
                             {"name": "KUBEFT_ALLOW_PRIVATE_ENDPOINTS", "value": "false"},
                             {"name": "KUBEFT_PROGRESS_INTERVAL", "value": "30"},
+                            {"name": "KUBEFT_PARALLELISM", "value": "ddp"},
                         ],
                         "resources": {
                             "requests": {"cpu": "4", "memory": "32Gi"},
@@ -204,7 +205,7 @@ def test_gpus_are_a_limit_of_the_gpu_resource_only_when_requested(patch, want_li
     ],
 )
 def test_credentials_are_secret_references_never_values(patch, want_env):
-    assert container(build(**patch))["env"][7:] == want_env
+    assert container(build(**patch))["env"][8:] == want_env
 
 
 def test_operator_extra_env_is_appended_but_cannot_override_the_contract():

@@ -19,7 +19,7 @@ from tests.unit.trainer import fake_ranks
 
 
 def _exit(rank: int, code: int) -> launch.RankExit:
-    return launch.RankExit(rank=rank, code=code, retryable=entry.retryable(code))
+    return launch.RankExit(rank=rank, code=code, retryable=entry.retryable(code), counted=entry.COUNTED.get(code, True))
 
 
 @pytest.mark.parametrize(
@@ -33,6 +33,11 @@ def _exit(rank: int, code: int) -> launch.RankExit:
         ([143, 65, 0], 65, 1),
         ([65, 64], 65, 0),  # equally bad: rank 0's, the one its termination message explains
         ([1, 1], 1, 0),
+        # Stopped for another pod of the group: below this pod's own SIGTERM (the ranks of one pod
+        # get it microseconds apart, the first to agree thinks a peer asked) and below any failure.
+        ([67, 143], 143, 1),
+        ([1, 67], 1, 0),
+        ([0, 67], 67, 1),
     ],
 )
 def test_the_worst_rank_wins(codes: list[int], want_code: int, want_rank: int) -> None:
@@ -46,11 +51,13 @@ def test_the_order_follows_the_contracts_retryable_flag(code: int) -> None:
     severity = _exit(0, code).severity
     if code == contract.EXIT_OK:
         assert severity == 0
-    elif code == contract.EXIT_PREEMPTED:
+    elif not declared.counted:
         assert severity == 1
+    elif code == contract.EXIT_PREEMPTED:
+        assert severity == 2
     else:
         # Every code the Job fails at once outranks every code it retries.
-        assert severity == (2 if declared.retryable else 3), declared
+        assert severity == (3 if declared.retryable else 4), declared
 
 
 def test_preempted_is_the_code_the_launcher_ranks_below_failures() -> None:

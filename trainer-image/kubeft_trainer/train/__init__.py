@@ -120,6 +120,11 @@ def run(
             # rank 0 has saved and uploaded the checkpoint: once one rank exits non-zero, torchrun
             # stops the others with SIGTERM, then SIGKILL 30 seconds later.
             trainer.accelerator.wait_for_everyone()
+            if stop_cb.by_peer and not flag.requested:
+                raise errors.PeerStopped(
+                    f"another pod of the group got SIGTERM; the group saved step {stop_cb.step} and restarts from it",
+                    step=stop_cb.step,
+                )
             raise errors.Preempted(
                 f"SIGTERM at step {stop_cb.step}; checkpoint saved, the retry resumes from it", step=stop_cb.step
             )

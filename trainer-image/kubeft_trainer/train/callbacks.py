@@ -181,6 +181,7 @@ class StopOnPreemption(transformers.TrainerCallback):
         self.flag = flag
         self.step: int | None = None
         self.saved_step: int | None = None
+        self.by_peer = False
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.flag.training = True
@@ -215,13 +216,19 @@ class StopOnPreemption(transformers.TrainerCallback):
             control.should_training_stop = True
 
     def _requested(self) -> bool:
-        requested = self.flag.requested
+        own = self.flag.requested
+        requested = own
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # Ranks may see the signal a step apart; agree, or the collective save would deadlock.
+            # Ranks may see the signal a step apart, and in a multi-node group only the pods that were
+            # stopped see it at all; agree, or the collective save would deadlock.
             device = "cuda" if torch.cuda.is_available() else "cpu"
-            t = torch.tensor([1.0 if requested else 0.0], device=device)
+            t = torch.tensor([1.0 if own else 0.0], device=device)
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
             requested = bool(t.item())
+        if requested and not own:
+            # Stopped for another rank: exit PeerStopped (not counted) unless this rank's own SIGTERM
+            # comes before the run ends (then it was stopped too, microseconds later).
+            self.by_peer = True
         return requested
 
 
