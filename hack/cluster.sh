@@ -2,8 +2,8 @@
 # The local Kubernetes cluster: `make cluster-up` / `make cluster-down` call this.
 #
 #   hack/cluster.sh up       start (or reuse) etcd, kube-apiserver, kube-controller-manager,
-#                            kube-scheduler and one real node (containerd + runc + CNI + kubelet);
-#                            wait until the cluster is usable
+#                            kube-scheduler, the cluster DNS (CoreDNS, hack/dns.sh) and one real
+#                            node (containerd + runc + CNI + kubelet); wait until the cluster is usable
 #   hack/cluster.sh down     stop everything, pods included, and remove the cluster's state
 #   hack/cluster.sh status   one line per component, then /readyz and the nodes
 #   hack/cluster.sh exec CMD run CMD inside the cluster's network namespace (tests, the demo)
@@ -15,7 +15,8 @@
 # nothing can reach any other network. From the host, one forwarder (hack/nsproxy.py) makes the
 # API server reachable on https://127.0.0.1:$API_PORT, so plain `kubectl` works.
 # Ports from $KUBEFT_PORT_BASE (default 16440), inside the namespace: etcd +0 (peer +1),
-# kube-apiserver +3 (16443, also the host's forwarder), controller-manager +4, scheduler +5.
+# kube-apiserver +3 (16443, also the host's forwarder), controller-manager +4, scheduler +5; the
+# cluster DNS serves port 53 on the node's address, the pods' only name server.
 # State lives in $KUBEFT_CLUSTER_DIR: pki/, etcd/, node/ (containerd's state, the kubelet's root,
 # pod logs), logs/<component>.log, run/<component>.pid and admin.kubeconfig. Images live in
 # containerd's store under $KUBEFT_CACHE/containerd-1.6, kept across `down` like any other cache.
@@ -48,7 +49,8 @@ TIMEOUT="${KUBEFT_CLUSTER_TIMEOUT:-120}"
 # scale benchmark, whose pods only need to exist; give such a cluster its own KUBEFT_NETNS.
 WITH_NODE="${KUBEFT_WITH_NODE:-1}"
 COMPONENTS=(etcd kube-apiserver nsproxy kube-controller-manager kube-scheduler)
-[ "$WITH_NODE" = 1 ] && COMPONENTS+=(containerd kubelet)
+# Only pods need the cluster DNS, so a cluster without a node runs none.
+[ "$WITH_NODE" = 1 ] && COMPONENTS+=(coredns containerd kubelet)
 SERVICE_CIDR=10.96.0.0/16
 KUBERNETES_SERVICE_IP=10.96.0.1
 ISSUER=https://kubernetes.default.svc.cluster.local
@@ -79,6 +81,10 @@ alive() {
 
 s3_sh() { # hack/s3.sh with this cluster's state directory, namespace and node address
   KUBEFT_CLUSTER_DIR="$DIR" KUBEFT_NETNS="$NETNS" KUBEFT_NODE_IP="$NODE_IP" "$root/hack/s3.sh" "$@"
+}
+
+dns_sh() { # hack/dns.sh with this cluster's state directory, namespace and node address
+  KUBEFT_CLUSTER_DIR="$DIR" KUBEFT_NETNS="$NETNS" KUBEFT_NODE_IP="$NODE_IP" "$root/hack/dns.sh" "$@"
 }
 
 healthy() {
@@ -118,6 +124,8 @@ make_pki() { # idempotent per file, so a state dir from an older version gains o
   cert kube-scheduler "/CN=system:kube-scheduler" "$client"
   # The kubelet's identity: the Node authorizer lets system:node:NAME touch only its own objects.
   cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "$client"
+  # The cluster DNS's identity: hack/dns/rbac.yaml lets it list and watch what it answers from.
+  cert coredns "/CN=kubeft:coredns" "$client"
   # The aggregation layer's identity; its CA file also lets controllers authenticate front-proxy requests.
   cert front-proxy-client "/CN=front-proxy-client" "$client"
   if [ ! -f "$DIR/pki/sa.pub" ]; then
@@ -240,7 +248,9 @@ EOF
    "ipam": {"type": "host-local", "dataDir": "$NODE_DIR/cni-ipam",
             "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}]}}]}
 EOF
-  # Pods get no name server: nothing outside the namespace is reachable, and no lookup should try.
+  # The node's own resolv.conf, which pods with dnsPolicy Default (and hostNetwork pods) get: no
+  # name server, as nothing outside the namespace is reachable and no lookup should try. Pods with
+  # the default dnsPolicy ClusterFirst get the cluster DNS instead (clusterDNS below).
   echo "options ndots:1" >"$NODE_DIR/resolv.conf"
   cat >"$NODE_DIR/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -262,6 +272,8 @@ cgroupDriver: cgroupfs
 failCgroupV1: false
 failSwapOn: false
 resolvConf: $NODE_DIR/resolv.conf
+clusterDNS: [$NODE_IP]
+clusterDomain: cluster.local
 podLogsDir: $NODE_DIR/pod-logs
 volumePluginDir: $NODE_DIR/volume-plugins
 serializeImagePulls: false
@@ -291,7 +303,7 @@ use an existing cluster (kind, minikube) through KUBECONFIG: docs/local-cluster.
   # Whatever is still running is kept (its pods too); what crashed or was never started starts now.
   mkdir -p "$DIR"/{logs,run} && chmod 700 "$DIR"
   make_pki
-  for u in admin kube-controller-manager kube-scheduler kubelet; do kubeconfig "$DIR/pki/$u.kubeconfig" "$u"; done
+  for u in admin kube-controller-manager kube-scheduler kubelet coredns; do kubeconfig "$DIR/pki/$u.kubeconfig" "$u"; done
   kubeconfig "$DIR/admin.kubeconfig" admin
 
   netns_up
@@ -343,6 +355,8 @@ use an existing cluster (kind, minikube) through KUBECONFIG: docs/local-cluster.
     --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --leader-elect=false --profiling=false --v=1
 
   if [ "$WITH_NODE" = 1 ]; then
+    # The cluster DNS, before the kubelet runs any pod that may look a name up.
+    dns_sh up
     node_config
     start containerd "${NS_EXEC[@]}" containerd --config "$NODE_DIR/containerd.toml"
     wait_for "containerd" containerd_up
@@ -412,6 +426,8 @@ stop_components() {
   [ -f "$DIR/run/kueue.pid" ] && KUBEFT_CLUSTER_DIR="$DIR" "$root/hack/kueue.sh" down || true
   { [ -f "$DIR/run/s3.pid" ] || [ -f "$DIR/run/s3-forward.pid" ]; } && s3_sh down || true
   stop_node
+  # The cluster DNS after the pods that asked it, while the API server it watches still answers.
+  [ -f "$DIR/run/coredns.pid" ] && dns_sh down || true
   # etcd goes last: the API server's graceful shutdown stalls without it.
   terminate kube-scheduler kube-controller-manager nsproxy kube-apiserver
   terminate etcd
@@ -438,7 +454,7 @@ leftovers() { # what `down` must not leave behind; prints each, fails if there i
   local found=0 line
   while read -r line; do [ -n "$line" ] && { echo "left behind: $line"; found=1; }; done < <(
     [ -e "$NETNS_PATH" ] && echo "network namespace $NETNS_PATH"
-    pgrep -af "[c]ontainerd-shim-runc-v2 .*-address $SOCK|[k]ubelet --config $NODE_DIR/|[c]ontainerd --config $NODE_DIR/|[k]ueue --config $DIR/|[w]eed .*-dir=$DIR/" \
+    pgrep -af "[c]ontainerd-shim-runc-v2 .*-address $SOCK|[k]ubelet --config $NODE_DIR/|[c]ontainerd --config $NODE_DIR/|[k]ueue --config $DIR/|[w]eed .*-dir=$DIR/|[c]oredns -conf $DIR/" \
       | sed 's/^/process /'
     findmnt -rn -o TARGET | grep -F "$DIR/" | sed 's/^/mount /'
     for d in /sys/fs/cgroup/*/kubepods; do [ -d "$d" ] && echo "cgroup $d"; done

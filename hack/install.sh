@@ -6,6 +6,7 @@
 #     (hack/build-k8s.sh);
 #   - Kueue's manager built from source, and its CRDs (hack/kueue.sh install; the e2e tier runs it);
 #   - SeaweedFS's `weed` built from source: the local S3 store (hack/s3.sh install);
+#   - CoreDNS built from source with only the plugins it uses: the cluster DNS (hack/dns.sh install);
 #   - etcd, kubectl and helm taken from PyPI packages (hack/install-tools.sh);
 #   - the node's containerd, runc, CNI plugins and image tools from Debian's packages, and crictl
 #     built from source (hack/install-node.sh; needs root).
@@ -34,5 +35,6 @@ fi
 "$root/hack/build-k8s.sh"
 "$root/hack/kueue.sh" install
 "$root/hack/s3.sh" install
+"$root/hack/dns.sh" install
 VENV="$VENV" "$root/hack/install-tools.sh"
 "$root/hack/install-node.sh"
