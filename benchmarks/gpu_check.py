@@ -14,8 +14,10 @@ Steps, each recorded as passed, failed or skipped with its figures:
 4. QLoRA, 4-bit, on a Llama-3.2-1B-shaped model for a few steps, its adapter exported to a local store
    (:mod:`benchmarks.stores`: SeaweedFS when its ``weed`` binary is here, else the Hub stand-in; the
    trainer has no local-directory output) and listed back from it.
-5. with 2+ GPUs, a 2-process DDP step through the same launcher; the FSDP step's hook (a later issue).
-6. ``benchmarks/results/gpu-check.json`` and ``gpu-check.md``.
+5. with 2+ GPUs, a 2-process DDP step through the same launcher;
+6. with 2+ GPUs, the same run fully sharded (``spec.training.parallelism: fsdp``), failed when the
+   trainer's log does not show that it sharded;
+7. ``benchmarks/results/gpu-check.json`` and ``gpu-check.md``.
 
 Nothing is downloaded: models are built from configs (:mod:`benchmarks.trainer_throughput`), the
 tokenizer is hack/tiny_models.py's, ``HF_HUB_OFFLINE=1``. ``--cpu-smoke`` runs the same code with
@@ -82,7 +84,7 @@ TITLES = {
     "quick-tour-baseline": "PEFT quick tour (Trainer + get_peft_model, no kubeft), same model and data",
     "qlora-export": "QLoRA 4-bit on a ~1B Llama-shaped model, adapter exported and listed back",
     "ddp": "2-GPU DDP step through the launcher",
-    "fsdp": "2-GPU FSDP step (hook for a later issue)",
+    "fsdp": "2-GPU FSDP step through the launcher",
 }
 
 
@@ -484,18 +486,46 @@ def ddp_step(ctx: Context) -> dict[str, Any]:
     return step("ddp", title, "passed", **figures)
 
 
-def fsdp_step() -> dict[str, Any]:
-    """FSDP HOOK (a later issue): the trainer has no sharded mode yet. When it has one, run it here like
-    :func:`ddp_step` (the launcher with the spec that asks for FSDP) and report the same figures."""
-    return step(
-        "fsdp",
-        TITLES["fsdp"],
-        "skipped",
-        reason="not implemented: the trainer has no FSDP mode yet; benchmarks/gpu_check.py:fsdp_step is its hook",
-    )
+# The trainer's line when the Trainer sharded the model (kubeft_trainer/train/trainer.py).
+FSDP_LINE = "FSDP: parameters, gradients and optimizer state fully sharded over 2 processes"
 
 
-# ------------------------------------------------------------------------------- 6. results
+def fsdp_step(ctx: Context) -> dict[str, Any]:
+    """With 2+ GPUs: :func:`ddp_step`'s run with `spec.training.parallelism: fsdp` (full sharding)."""
+    title = TITLES["fsdp"]
+    if ctx.mode.smoke:
+        return step("fsdp", title, "skipped", reason=f"{NO_GPU} (needs 2)")
+    if ctx.facts["device_count"] < 2:
+        return step("fsdp", title, "skipped", reason=f"needs 2 GPUs, {ctx.facts['device_count']} visible")
+    small = small_model(ctx)
+    spec = trainer_throughput.base_spec(small.prepared, small.preset, small.workload, device=ctx.mode.device)
+    spec |= {"side": "kubeft", "output_name": "gpu-check-fsdp", "gpus": 2, "parallelism": "fsdp"}
+    log("6. FSDP: 2 processes, LoRA bf16, fully sharded")
+    run_dir = ctx.workdir / "fsdp"
+    run = trainer_throughput.launch(spec, run_dir, store=ctx.store, timeout=ctx.remaining())
+    worker_log = run_dir / "worker.log"
+    sharded = worker_log.is_file() and FSDP_LINE in worker_log.read_text(errors="replace")
+    figures: dict[str, Any] = {
+        "processes": 2,
+        "sharded": sharded,
+        "exit_code": run.get("exit_code"),
+        "ranks_metered": run.get("ranks"),
+        "tokens_per_second_all_ranks": run.get("tokens_per_second_all_ranks"),
+        "peak_gpu_memory_bytes": run.get("peak_gpu_memory_bytes"),
+        "end_to_end_seconds": run.get("end_to_end_seconds"),
+    }
+    if run.get("exit_code") != 0 or run.get("ranks") != 2:
+        return step(
+            "fsdp", title, "failed", reason="not both ranks trained; see error", error=run.get("error"), **figures
+        )
+    if not sharded:
+        return step(
+            "fsdp", title, "failed", reason=f"the run trained without FSDP (no {FSDP_LINE!r} in its log)", **figures
+        )
+    return step("fsdp", title, "passed", **figures)
+
+
+# ------------------------------------------------------------------------------- 7. results
 
 
 def _fmt(value: Any, spec: str, unit: str = "") -> str:
@@ -543,7 +573,7 @@ def step_summary(record: dict[str, Any]) -> str:
             f"adapter_model.safetensors {_bytes(adapter)} listed back from {record.get('store')} "
             f"({len(files)} files)"
         )
-    if name == "ddp":
+    if name in ("ddp", "fsdp"):
         return (
             f"{_fmt(record.get('tokens_per_second_all_ranks'), ',.0f')} tokens/s over "
             f"{record.get('ranks_metered')} ranks"
@@ -615,7 +645,7 @@ def check(mode: Mode, *, workdir: pathlib.Path, store_kind: str, budget: float) 
         log(f"FAIL: {steps[0]['reason']}")
         steps += [
             step(name, TITLES[name], "skipped", reason="the environment check failed")
-            for name in ("kubeft-lora", "quick-tour-baseline", "qlora-export", "ddp")
+            for name in ("kubeft-lora", "quick-tour-baseline", "qlora-export", "ddp", "fsdp")
         ]
     else:
         try:
@@ -625,15 +655,15 @@ def check(mode: Mode, *, workdir: pathlib.Path, store_kind: str, budget: float) 
                 steps += timed(("kubeft-lora", "quick-tour-baseline"), lambda: lora_steps(ctx))
                 steps += timed(("qlora-export",), lambda: [qlora_step(ctx)])
                 steps += timed(("ddp",), lambda: [ddp_step(ctx)])
+                steps += timed(("fsdp",), lambda: [fsdp_step(ctx)])
         except Exception as exc:  # the store would not start (or stop): the steps it was for cannot tell
             log(f"export store {store_kind}: {type(exc).__name__}: {exc}")
             done = {record["name"] for record in steps}
             steps += [
                 step(name, TITLES[name], "failed", reason=f"the export store failed: {type(exc).__name__}: {exc}")
-                for name in ("kubeft-lora", "quick-tour-baseline", "qlora-export", "ddp")
+                for name in ("kubeft-lora", "quick-tour-baseline", "qlora-export", "ddp", "fsdp")
                 if name not in done
             ]
-    steps.append(fsdp_step())
     for i, record in enumerate(steps, start=1):
         summary = step_summary(record)
         reason = f": {record['reason']}" if record.get("reason") else ""

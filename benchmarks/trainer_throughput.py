@@ -377,6 +377,8 @@ def kubeft_spec(spec: dict[str, Any], store: stores.Store) -> dict[str, Any]:
         doc["method"] = spec["method"]
     if "quantization" in spec:
         doc["model"]["quantization"] = spec["quantization"]
+    if "parallelism" in spec:  # the GPU check's FSDP step
+        doc["training"]["parallelism"] = spec["parallelism"]
     if store.storage is not None:
         doc["storage"] = store.storage
     return doc

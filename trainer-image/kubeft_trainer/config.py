@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import pathlib
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import pydantic
 import yaml
@@ -22,7 +24,10 @@ from kubeft_operator.api import contract, layout, methods, promotion
 from kubeft_operator.api import spec as api_spec
 from kubeft_trainer import errors, launch
 
+log = logging.getLogger(__name__)
+
 KIND = contract.TRAINER_CONFIG_KIND
+Parallelism = Literal["ddp", "fsdp"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +42,8 @@ class TrainerConfig:
     rank: int = 0
     # The adapter or checkpoint to start from: the operator's resolution of spec.resumeFrom.
     resume_from: str | None = None
+    # How the ranks share the model (:func:`parallelism`); ddp with one process is plain training.
+    parallelism: Parallelism = "ddp"
 
     @property
     def is_main_process(self) -> bool:
@@ -158,7 +165,26 @@ def parse(doc: Any, *, environ: dict[str, str] | os._Environ[str], source: str =
         workdir=pathlib.Path(environ.get("KUBEFT_WORKDIR") or launch.DEFAULT_WORKDIR),
         rank=int(environ.get("RANK", "0")),
         resume_from=str(resume_from).rstrip("/") if resume_from else None,
+        parallelism=parallelism(spec.training, environ=environ),
     )
+
+
+def parallelism(training: api_spec.TrainingSpec, *, environ: Mapping[str, str]) -> Parallelism:
+    """ddp or fsdp: the operator's choice (contract.PARALLELISM_ENV), else `spec.training.parallelism`
+    unless `auto` (which only the operator can resolve, from the fit estimate), else ddp.
+
+    FSDP over a single process shards nothing: it falls back to plain training, said once.
+    """
+    chosen = environ.get(contract.PARALLELISM_ENV)
+    if chosen is not None:
+        if chosen not in ("ddp", "fsdp"):
+            raise errors.InvalidConfig(f"{contract.PARALLELISM_ENV}={chosen!r} is not one of ddp, fsdp")
+    else:
+        chosen = "ddp" if training.parallelism == "auto" else training.parallelism
+    if chosen == "fsdp" and int(environ.get("WORLD_SIZE") or 1) == 1:
+        log.info("parallelism fsdp with one process: nothing to shard, training the whole model in it")
+        return "ddp"
+    return "fsdp" if chosen == "fsdp" else "ddp"
 
 
 def _describe(exc: pydantic.ValidationError) -> str:

@@ -140,12 +140,13 @@ def run(
             if cfg.checkpoints_uri is not None
             else None
         )
-        # Rank 0 downloads the checkpoint first; the other ranks then find the same files in place.
-        with accelerate.PartialState().main_process_first():
+        # Every rank reads the checkpoint's files (trainer state, schedule, its RNG state), and nodes do not
+        # share a disk: each node's first process downloads it, the node's others then find the files in place.
+        with accelerate.PartialState().local_main_process_first():
             resume_from = train_stage.find_resume(cfg, remote)
         if resume_from is None and cfg.resume_from is not None:
             # A warm start from another run's weights; a retry of this run resumes its own checkpoint instead.
-            with accelerate.PartialState().main_process_first():
+            with accelerate.PartialState().local_main_process_first():
                 source = warm_start.fetch(cfg, s3)
             warm_start.load(model, source, uri=cfg.resume_from)
         outcome = train_stage.run(

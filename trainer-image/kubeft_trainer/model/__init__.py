@@ -47,7 +47,9 @@ def build(
     """Load the base model and apply the PEFT method; logs trainable vs all parameters."""
     spec = cfg.spec
     model = base.load_model(cfg, location, labels=labels, tokenizer=tokenizer)
-    if spec.model.quantization is not None:
+    if spec.model.quantization is not None and cfg.parallelism != "fsdp":
+        # Not under FSDP: it casts the unquantized weights to fp32, and FSDP shards a unit's weights
+        # in one dtype (the 4-bit storage dtype, base.quantization_kwargs); FSDP checkpoints activations itself.
         model = peft.prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]  # unannotated in peft
             model, use_gradient_checkpointing=spec.training.gradient_checkpointing
         )

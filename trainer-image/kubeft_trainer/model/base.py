@@ -3,7 +3,9 @@
 Hub downloads use HF_TOKEN (or the token file huggingface_hub finds) and the pinned revision;
 s3:// checkpoints are mirrored into the cache under HF_HOME so a shared volume serves every job;
 `trust_remote_code` is off unless the spec turns it on. `quantization` loads the weights with
-bitsandbytes on the GPU; without one that is QuantizationUnavailable (exit 64). Called by
+bitsandbytes on the GPU; without one that is QuantizationUnavailable (exit 64). Under FSDP only
+one process per node reads the weights (the others get them by broadcast when the Trainer wraps
+the model), and 4-bit weights are stored in the compute dtype so FSDP can shard them. Called by
 :func:`kubeft_trainer.model.build` and the pipeline (tokenizer first, for the data stage).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import pathlib
 from typing import Any
 
@@ -88,8 +91,14 @@ def load_model(
             id2label=dict(enumerate(labels)),
             label2id={name: i for i, name in enumerate(labels)},
         )
+    fsdp = cfg.parallelism == "fsdp"
     if spec.model.quantization is not None:
-        kwargs.update(quantization_kwargs(spec.model.quantization))
+        kwargs.update(quantization_kwargs(spec.model.quantization, fsdp=fsdp))
+    elif fsdp:
+        # What `accelerate launch --use_fsdp --fsdp_cpu_ram_efficient_loading` would export: transformers
+        # then reads the checkpoint in each node's first process only (the others hold empty tensors
+        # until FSDP broadcasts rank 0's); arguments.fsdp_config asks accelerate for that broadcast.
+        os.environ.update(ACCELERATE_USE_FSDP="true", FSDP_CPU_RAM_EFFICIENT_LOADING="true")
     try:
         model: transformers.PreTrainedModel = _from_pretrained(auto, location, kwargs)
     except (OSError, ValueError) as exc:
@@ -134,7 +143,9 @@ def load_dtype(dtype: str) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
-def quantization_kwargs(q: api_spec.Quantization) -> dict[str, Any]:
+def quantization_kwargs(q: api_spec.Quantization, *, fsdp: bool = False) -> dict[str, Any]:
+    """bitsandbytes settings; under FSDP 4-bit weights are stored in the compute dtype (a float
+    dtype FSDP can shard, the same as the other weights of a unit), not in uint8."""
     if not torch.cuda.is_available():
         raise errors.QuantizationUnavailable(
             "spec.model.quantization (and method qlora) needs a CUDA GPU for bitsandbytes, and this pod has none; "
@@ -143,14 +154,19 @@ def quantization_kwargs(q: api_spec.Quantization) -> dict[str, Any]:
     if importlib.util.find_spec("bitsandbytes") is None:
         raise errors.QuantizationUnavailable("bitsandbytes is not installed in the trainer image")
     if q.bits == 4:
+        compute = torch.bfloat16 if devices.bf16_supported() else torch.float16
         # transformers ships BitsAndBytesConfig.__init__ without annotations.
         config = transformers.BitsAndBytesConfig(  # type: ignore[no-untyped-call]
             load_in_4bit=True,
             bnb_4bit_quant_type=q.quant_type,
             bnb_4bit_use_double_quant=q.double_quant,
-            bnb_4bit_compute_dtype=torch.bfloat16 if devices.bf16_supported() else torch.float16,
+            bnb_4bit_compute_dtype=compute,
+            bnb_4bit_quant_storage=compute if fsdp else torch.uint8,
         )
     else:
         config = transformers.BitsAndBytesConfig(load_in_8bit=True)  # type: ignore[no-untyped-call]
     # Each rank loads its quantized copy onto its own GPU (LOCAL_RANK), not all onto cuda:0.
-    return {"quantization_config": config, "device_map": {"": devices.local_rank()}}
+    kwargs: dict[str, Any] = {"quantization_config": config, "device_map": {"": devices.local_rank()}}
+    if fsdp and q.bits == 4:
+        kwargs["dtype"] = compute  # the unquantized weights in the storage dtype too: one dtype per FSDP unit
+    return kwargs

@@ -73,6 +73,7 @@ def run(
         output_dir=cfg.checkpoint_dir,
         has_validation=prepared.validation is not None,
         label_names=LABEL_NAMES.get(spec.task, ["labels"]),
+        fsdp=arguments.fsdp_config(model, training=training) if cfg.parallelism == "fsdp" else None,
     )
     wanted = metrics.wanted(spec.task, training.evaluation.metrics)
     compute = metrics.compute_metrics_for(wanted)
@@ -136,6 +137,9 @@ def run(
         if prepared.validation is not None and args.eval_strategy != "no":
             final.update(_final_eval(trainer))
         final.pop("loss", None)
+        if trainer.is_fsdp_enabled:
+            # FSDP2 wrapped `model` in place: the pipeline exports this same object.
+            trainers.gather_adapter(model)
         return Outcome(step=state.global_step, total_steps=state.max_steps, metrics=final, resumed_from=resumed)
     finally:
         if writer is not None:

@@ -4,10 +4,14 @@ Defaults chosen for speed: no gradient checkpointing unless asked, bf16 where th
 fused AdamW on CUDA, pinned memory and data-loader workers on GPU machines (none on CPU, where
 worker start-up costs more than the already-tokenized batches save), no tqdm. Called by
 :func:`kubeft_trainer.train.run`.
+
+With `parallelism: fsdp`, :func:`fsdp_config` shards the model fully across the ranks (FSDP2,
+transformers' default; see docs/trainer.md, "Sharding inside a pod").
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import pathlib
 from typing import Any
@@ -17,6 +21,8 @@ import transformers
 
 from kubeft_operator.api import spec as api_spec
 from kubeft_trainer import cpus, devices, errors
+
+log = logging.getLogger(__name__)
 
 
 def precision(requested: str) -> str:
@@ -47,13 +53,50 @@ def loader_workers(*, cuda: bool) -> int:
     return min(4, cpus.cpus_per_process() - 1) if cuda else 0
 
 
+def wrapped_layers(model: Any) -> list[str]:
+    """The transformer-block classes FSDP shards one by one: the model's `_no_split_modules` found in it.
+
+    A class a model family lists but this checkpoint does not use is left out (accelerate refuses
+    names it cannot find); a PEFT model is looked through to its base model.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    present = {type(module).__name__ for module in base.modules()}
+    return sorted(name for name in getattr(base, "_no_split_modules", None) or () if name in present)
+
+
+def fsdp_config(model: Any, *, training: api_spec.TrainingSpec) -> dict[str, Any]:
+    """`TrainingArguments.fsdp_config` for full sharding of a PEFT model (FSDP2).
+
+    FSDP2 keeps every parameter as its own (sharded) tensor, so frozen base weights and trainable
+    adapter weights share a unit, as FSDP1's `use_orig_params` did; `cpu_ram_efficient_loading`
+    is its `sync_module_states`: one process per node loads the weights, the others get rank 0's
+    by broadcast at wrapping. Checkpoints hold full (gathered) state dicts of the adapter and the
+    optimizer, written by rank 0: small for an adapter, and any world size can resume them.
+    Activation checkpointing is FSDP's own when `gradientCheckpointing` is on.
+    """
+    layers = wrapped_layers(model)
+    if not layers:
+        log.warning("%s names no transformer blocks (_no_split_modules): FSDP shards it as one unit", type(model))
+    return {
+        "version": 2,
+        "reshard_after_forward": True,
+        "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+        "transformer_layer_cls_to_wrap": layers,
+        "cpu_ram_efficient_loading": True,
+        "state_dict_type": "FULL_STATE_DICT",
+        "activation_checkpointing": training.gradient_checkpointing,
+    }
+
+
 def build(
     training: api_spec.TrainingSpec,
     *,
     output_dir: pathlib.Path,
     has_validation: bool,
     label_names: list[str],
+    fsdp: dict[str, Any] | None = None,
 ) -> transformers.TrainingArguments:
+    """The Trainer's arguments; `fsdp` (from :func:`fsdp_config`) shards the model, else DDP or one process."""
     cuda = torch.cuda.is_available()
     mixed = precision(training.precision)
     evaluation = training.evaluation
@@ -72,9 +115,13 @@ def build(
         if hasattr(transformers.TrainingArguments, "activation_checkpointing")
         else ("gradient_checkpointing")
     )
-    kwargs[name] = training.gradient_checkpointing
-    if training.gradient_checkpointing:
+    # Under FSDP its own activation checkpointing (in `fsdp`) replaces the Trainer's, which would
+    # all-gather every layer a second time in the backward pass.
+    kwargs[name] = training.gradient_checkpointing and fsdp is None
+    if kwargs[name]:
         kwargs[f"{name}_kwargs"] = {"use_reentrant": False}
+    if fsdp is not None:
+        kwargs.update(fsdp=True, fsdp_config=dict(fsdp))
     return transformers.TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=training.batch_size,

@@ -142,6 +142,10 @@ class Checkpoints(transformers.TrainerCallback):
         self.guard = guard
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Every rank has written its part (its RNG state, an FSDP shard) before rank 0 marks the
+            # checkpoint complete and uploads it.
+            torch.distributed.barrier()
         if not state.is_world_process_zero:
             return
         step = state.global_step
