@@ -289,3 +289,37 @@ def test_a_preempted_low_priority_job_checkpoints_yields_its_gpu_and_resumes_wit
     (job,) = watch.items("jobs", "low")
     assert job["status"].get("failed", 0) == 0, job["status"]
     assert watch.status("high")["completionTime"] <= watch.status("low")["completionTime"]
+
+
+def test_a_multi_node_job_is_admitted_as_one_workload_all_of_its_pods_or_none(
+    cluster: Cluster, namespace: str, s3: S3, e2e_operator, job_manifest, watch: Watcher, team: str
+):
+    """Two pods of one GPU each against a quota of two GPUs, one of which another job holds: the group
+    waits whole (no pod starts on the one free GPU), then runs whole once the holder finishes."""
+    cluster.apply(_queued_run(job_manifest, "holder", team, steps=40), namespace=namespace)
+    watch.wait_phase("holder", "Running", timeout=180)
+    group = _queued_run(job_manifest, "group", team, steps=20)
+    group["spec"]["resources"]["nodes"] = 2
+    cluster.apply(group, namespace=namespace)
+
+    def workload() -> dict[str, Any] | None:
+        items = cluster.get("workloads", "-n", namespace)["items"]
+        mine = [w for w in items if any(o["name"] == "group-train" for o in w["metadata"]["ownerReferences"])]
+        return mine[0] if mine else None
+
+    wl = cluster.wait_for(workload, timeout=60, what="the group's Workload")
+    (pod_set,) = wl["spec"]["podSets"]
+    assert pod_set["count"] == 2, pod_set
+    cluster.wait_for(
+        lambda: watch.phase("group") == "Queued" and watch.phase("holder") == "Running", timeout=60, what="group queued"
+    )
+    assert watch.items("pods", "group") == [], "a partial group started on the one free GPU"
+
+    watch.wait_phase("holder", "Succeeded", timeout=600)
+    final = watch.wait_phase("group", "Succeeded", timeout=600)
+    assert final["startTime"] >= watch.status("holder")["completionTime"]
+    pods = watch.items("pods", "group")
+    assert sorted(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] for p in pods) == ["0", "1"]
+    assert "process 1 of 2: trained to step 20" in pod_log(
+        cluster, namespace, next(p for p in pods if p["metadata"]["name"].startswith("group-train-1"))
+    )
