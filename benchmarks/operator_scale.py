@@ -24,7 +24,10 @@ turns the runs into the goals table: medians before and after, their ratio, ever
 Called by :mod:`benchmarks.run`; ``python -m benchmarks.operator_scale --help`` runs it alone.
 ``KUBEFT_BENCH_PROFILE=1`` runs the operator under cProfile and leaves
 ``operator-N-RUN-SIDE.prof`` (beside its ``.log``) in the work directory (``--workdir``), for
-``python -m pstats``.
+``python -m pstats``. ``KUBEFT_BENCH_MEMORY_PROFILE=1`` leaves ``operator-N-RUN-SIDE.memory.txt``
+there: the operator's own memory report (``KUBEFT_MEMORY_PROFILE``, kubeft_operator.metrics) as of
+its RSS peak (``KUBEFT_BENCH_MEMORY_PROFILE=FRAMES`` above 1 adds tracemalloc with that many frames).
+An operator too old to know the variable ignores it.
 """
 
 from __future__ import annotations
@@ -336,6 +339,7 @@ class Operator:
         *,
         tree: operator_baseline.OperatorTree,
         profile: pathlib.Path | None = None,
+        memory_profile: pathlib.Path | None = None,
     ) -> None:
         self.metrics_port = _free_port()
         self.log_path = log_path
@@ -348,6 +352,12 @@ class Operator:
             # Only the tree's own operator package: never this checkout's under a baseline's interpreter.
             "PYTHONPATH": str(tree.pythonpath),
         }
+        if memory_profile is not None:
+            frames = int(os.environ.get("KUBEFT_BENCH_MEMORY_PROFILE") or 0)
+            env |= {
+                "KUBEFT_MEMORY_PROFILE": str(memory_profile),
+                "KUBEFT_MEMORY_PROFILE_FRAMES": str(frames if frames > 1 else 0),
+            }
         with log_path.open("wb") as log:
             # With a profile path, the operator runs under cProfile (its event loop: kopf and the
             # reconciler; the API client's worker threads are not sampled) and writes it on exit.
@@ -509,7 +519,8 @@ def measure(
     _wait(lambda: "default" in cluster.kubectl("get", "serviceaccounts", "-n", namespace), timeout=60)
     stem = f"operator-{n}{name}"
     profile = workdir / f"{stem}.prof" if os.environ.get("KUBEFT_BENCH_PROFILE") else None
-    operator = Operator(cluster, namespace, workdir / f"{stem}.log", tree=tree, profile=profile)
+    memory = workdir / f"{stem}.memory.txt" if os.environ.get("KUBEFT_BENCH_MEMORY_PROFILE") else None
+    operator = Operator(cluster, namespace, workdir / f"{stem}.log", tree=tree, profile=profile, memory_profile=memory)
     session = cluster.session()
     stopwatch = Stopwatch()
     watches: list[Watch] = []

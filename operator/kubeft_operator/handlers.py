@@ -8,17 +8,21 @@ Run with ``kopf run --module=kubeft_operator.handlers`` (the chart does) or ``ku
 - Watch events of any of the three reconcile the owning FineTuneJob. They are ``on.event``
   handlers, so kopf keeps no per-object state: no finalizer, no last-handled-configuration
   annotation, no ``status.kopf`` progress, and no write per event.
+- A handler only puts the FineTuneJob's key on a :class:`WorkQueue` and returns, so kopf drops
+  the watch event at once instead of holding it (the whole object) while the reconcile waits.
 - Jobs and pods are watched with a server-side label selector: only what kubeft created.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import itertools
 import logging
 import os
 import random
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import kopf
@@ -27,6 +31,14 @@ from kubeft_operator import config, metrics, reconciler, status
 from kubeft_operator.api import crd
 from kubeft_operator.builders import meta
 from kubeft_operator.k8s import client
+
+# Reconciles running at once, 4 per connection of the client (k8s.client.CONNECTIONS; a reconcile
+# makes up to three calls at once). A waiting reconcile holds only the children it is creating,
+# not the watch event that woke it. 256 measured no faster at N=1,000, and 8 MiB heavier.
+RECONCILE_WORKERS = 4 * client.CONNECTIONS
+# How long kopf keeps an idle per-object worker, which holds the last watch event it handled
+# (the whole object): 5 s by default, while a burst brings hundreds of events a second.
+WORKER_IDLE_SECONDS = 0.5
 
 CHILD_FILTER: dict[str, Any] = {
     meta.LABEL_JOB: kopf.PRESENT,
@@ -51,6 +63,52 @@ class IndexView:
 
     def pods(self, key: reconciler.Key) -> Sequence[Mapping[str, Any]]:
         return list(self._pods.get(key, ()))
+
+
+class WorkQueue:
+    """FineTuneJob keys waiting for a reconcile, reconciled by :data:`RECONCILE_WORKERS` tasks, each
+    key by one task at a time (the reconcile is level-triggered: it reads the indices when it runs).
+
+    An event for a key already waiting adds nothing; one for a key being reconciled queues it once
+    more, after the running reconcile. Keys of new FineTuneJobs go first, in the order they came,
+    then the rest in theirs: under a burst, every new job gets its children before the status of
+    an older one follows its pods."""
+
+    def __init__(self, reconcile: Callable[[reconciler.Key], Awaitable[None]], *, workers: int) -> None:
+        self._reconcile = reconcile
+        self._keys: asyncio.PriorityQueue[tuple[bool, int, reconciler.Key]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
+        self._waiting: set[reconciler.Key] = set()
+        self._running: set[reconciler.Key] = set()
+        self._again: set[reconciler.Key] = set()
+        self._workers = [asyncio.create_task(self._work()) for _ in range(workers)]
+
+    def add(self, key: reconciler.Key, *, new: bool = False) -> None:
+        if key in self._running:
+            self._again.add(key)
+        elif key not in self._waiting:
+            self._waiting.add(key)
+            self._keys.put_nowait((not new, next(self._order), key))
+
+    async def close(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while True:
+            _, _, key = await self._keys.get()
+            self._waiting.discard(key)
+            self._running.add(key)
+            try:
+                await self._reconcile(key)
+            except Exception:  # the reconciler retries its own failures; this keeps the worker alive
+                logging.getLogger(__name__).exception("reconciling FineTuneJob %s/%s failed", *key)
+            finally:
+                self._running.discard(key)
+                if key in self._again:
+                    self._again.discard(key)
+                    self.add(key)
 
 
 @kopf.index(crd.GROUP, crd.VERSION, crd.PLURAL)
@@ -114,6 +172,7 @@ async def start(
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
+    settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     if settings.peering.priority == 0:
         # kopf pauses every operator that sees a peer of the same priority: never tie.
         settings.peering.priority = cfg.peering_priority or random.randint(1, 2**31 - 1)
@@ -127,6 +186,7 @@ async def start(
     view = IndexView(indices["finetunejob_index"], indices["trainer_job_index"], indices["trainer_pod_index"])
     memo.api = api
     memo.reconciler = reconciler.Reconciler(api, view, cfg, instance=socket.gethostname())
+    memo.queue = WorkQueue(memo.reconciler.reconcile, workers=RECONCILE_WORKERS)
     metrics.track_phases(memo.reconciler.phases)
     metrics.track_jobs(memo.reconciler.samples)
     metrics.serve(cfg.metrics_port)
@@ -135,6 +195,7 @@ async def start(
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    await memo.queue.close()
     memo.reconciler.close()
     await memo.api.close()
 
@@ -145,7 +206,7 @@ async def finetunejob_event(event: kopf.RawEvent, namespace: str | None, name: s
     if event["type"] == "DELETED":
         memo.reconciler.forget(key)
         return
-    await memo.reconciler.reconcile(key)
+    memo.queue.add(key, new=event["type"] == "ADDED")
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=CHILD_FILTER)
@@ -155,9 +216,9 @@ async def job_event(
     key = (namespace or "", labels[meta.LABEL_JOB])
     if event["type"] == "DELETED":
         memo.reconciler.forget_job(key, uid)
-    await memo.reconciler.reconcile(key)
+    memo.queue.add(key)
 
 
 @kopf.on.event("", "v1", "pods", labels=CHILD_FILTER)
 async def pod_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    await memo.reconciler.reconcile((namespace or "", labels[meta.LABEL_JOB]))
+    memo.queue.add((namespace or "", labels[meta.LABEL_JOB]))
