@@ -460,30 +460,44 @@ def qlora_step(ctx: Context) -> dict[str, Any]:
     return record
 
 
-def ddp_step(ctx: Context) -> dict[str, Any]:
-    """With 2+ GPUs: the launcher's `--num_processes 2` (spec.resources.gpus: 2), LoRA bf16 on the ~1B model."""
-    title = TITLES["ddp"]
+def _two_processes(ctx: Context, key: str, *, say: str, **extra: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The skip record when fewer than 2 GPUs are visible; else the launcher's `--num_processes 2`
+    run (spec.resources.gpus: 2) of LoRA bf16 on the ~1B model, with `extra` spec fields, and its figures."""
     if ctx.mode.smoke:
-        return step("ddp", title, "skipped", reason=f"{NO_GPU} (needs 2)")
+        return step(key, TITLES[key], "skipped", reason=f"{NO_GPU} (needs 2)"), {}
     if ctx.facts["device_count"] < 2:
-        return step("ddp", title, "skipped", reason=f"needs 2 GPUs, {ctx.facts['device_count']} visible")
+        return step(key, TITLES[key], "skipped", reason=f"needs 2 GPUs, {ctx.facts['device_count']} visible"), {}
     small = small_model(ctx)
     spec = trainer_throughput.base_spec(small.prepared, small.preset, small.workload, device=ctx.mode.device)
-    spec |= {"side": "kubeft", "output_name": "gpu-check-ddp", "gpus": 2}
-    log("5. DDP: 2 processes, LoRA bf16")
-    run = trainer_throughput.launch(spec, ctx.workdir / "ddp", store=ctx.store, timeout=ctx.remaining())
+    spec |= {"side": "kubeft", "output_name": f"gpu-check-{key}", "gpus": 2, **extra}
+    log(say)
+    run_dir = ctx.workdir / key
+    run = trainer_throughput.launch(spec, run_dir, store=ctx.store, timeout=ctx.remaining())
+    worker_log = run_dir / "worker.log"
     figures: dict[str, Any] = {
         "processes": 2,
         "exit_code": run.get("exit_code"),
         "ranks_metered": run.get("ranks"),
         "tokens_per_second_all_ranks": run.get("tokens_per_second_all_ranks"),
+        "peak_gpu_memory_bytes": run.get("peak_gpu_memory_bytes"),
         "end_to_end_seconds": run.get("end_to_end_seconds"),
+        "log": worker_log.read_text(errors="replace") if worker_log.is_file() else "",
     }
     if run.get("exit_code") != 0 or run.get("ranks") != 2:
+        figures.pop("log")
         return step(
-            "ddp", title, "failed", reason="not both ranks trained; see error", error=run.get("error"), **figures
-        )
-    return step("ddp", title, "passed", **figures)
+            key, TITLES[key], "failed", reason="not both ranks trained; see error", error=run.get("error"), **figures
+        ), {}
+    return {}, figures
+
+
+def ddp_step(ctx: Context) -> dict[str, Any]:
+    """With 2+ GPUs: two processes, each with a whole replica."""
+    ended, figures = _two_processes(ctx, "ddp", say="5. DDP: 2 processes, LoRA bf16")
+    if ended:
+        return ended
+    figures.pop("log")
+    return step("ddp", TITLES["ddp"], "passed", **figures)
 
 
 # The trainer's line when the Trainer sharded the model (kubeft_trainer/train/trainer.py).
@@ -492,37 +506,16 @@ FSDP_LINE = "FSDP: parameters, gradients and optimizer state fully sharded over 
 
 def fsdp_step(ctx: Context) -> dict[str, Any]:
     """With 2+ GPUs: :func:`ddp_step`'s run with `spec.training.parallelism: fsdp` (full sharding)."""
-    title = TITLES["fsdp"]
-    if ctx.mode.smoke:
-        return step("fsdp", title, "skipped", reason=f"{NO_GPU} (needs 2)")
-    if ctx.facts["device_count"] < 2:
-        return step("fsdp", title, "skipped", reason=f"needs 2 GPUs, {ctx.facts['device_count']} visible")
-    small = small_model(ctx)
-    spec = trainer_throughput.base_spec(small.prepared, small.preset, small.workload, device=ctx.mode.device)
-    spec |= {"side": "kubeft", "output_name": "gpu-check-fsdp", "gpus": 2, "parallelism": "fsdp"}
-    log("6. FSDP: 2 processes, LoRA bf16, fully sharded")
-    run_dir = ctx.workdir / "fsdp"
-    run = trainer_throughput.launch(spec, run_dir, store=ctx.store, timeout=ctx.remaining())
-    worker_log = run_dir / "worker.log"
-    sharded = worker_log.is_file() and FSDP_LINE in worker_log.read_text(errors="replace")
-    figures: dict[str, Any] = {
-        "processes": 2,
-        "sharded": sharded,
-        "exit_code": run.get("exit_code"),
-        "ranks_metered": run.get("ranks"),
-        "tokens_per_second_all_ranks": run.get("tokens_per_second_all_ranks"),
-        "peak_gpu_memory_bytes": run.get("peak_gpu_memory_bytes"),
-        "end_to_end_seconds": run.get("end_to_end_seconds"),
-    }
-    if run.get("exit_code") != 0 or run.get("ranks") != 2:
-        return step(
-            "fsdp", title, "failed", reason="not both ranks trained; see error", error=run.get("error"), **figures
-        )
-    if not sharded:
-        return step(
-            "fsdp", title, "failed", reason=f"the run trained without FSDP (no {FSDP_LINE!r} in its log)", **figures
-        )
-    return step("fsdp", title, "passed", **figures)
+    ended, figures = _two_processes(
+        ctx, "fsdp", say="6. FSDP: 2 processes, LoRA bf16, fully sharded", parallelism="fsdp"
+    )
+    if ended:
+        return ended
+    figures["sharded"] = FSDP_LINE in figures.pop("log")
+    if not figures["sharded"]:
+        reason = f"the run trained without FSDP (no {FSDP_LINE!r} in its log)"
+        return step("fsdp", TITLES["fsdp"], "failed", reason=reason, **figures)
+    return step("fsdp", TITLES["fsdp"], "passed", **figures)
 
 
 # ------------------------------------------------------------------------------- 7. results

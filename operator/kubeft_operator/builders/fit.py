@@ -15,6 +15,7 @@ from typing import Any
 from kubeft_operator import config
 from kubeft_operator.api import estimate, methods
 from kubeft_operator.api import spec as spec_models
+from kubeft_operator.builders import rendezvous
 
 REASON_FITS = "FitsGpuMemory"
 REASON_EXCEEDS = "InsufficientGpuMemory"
@@ -86,7 +87,7 @@ def assess(spec: spec_models.FineTuneJobSpec, settings: config.Settings) -> dict
     gpu = declared(spec, settings)
     if gpu is not None:
         out["gpu"], out["gpuMemoryGib"] = gpu
-    shards = max(spec.resources.gpus, 1) * spec.resources.nodes
+    shards = rendezvous.processes(spec)
     if shards > 1 and _sharded(spec, out):
         # FSDP splits the frozen weights and the trainable state over every process; activations
         # and the CUDA context stay per GPU.
