@@ -68,7 +68,7 @@ def render(
     volumes = {job.WORKDIR: run_dir / "workdir", job.HF_HOME: run_dir / "hf-cache"}
     for path in volumes.values():
         path.mkdir(parents=True, exist_ok=True)
-    argv = [_local(arg, config_file=config_file) for arg in job.command("bench", spec, ops)]
+    argv = [_local(arg, config_file=config_file) for arg in job.command(owner.name, spec, ops)]
     env = resolve_env(job.env(owner, spec, ops), owner=owner, volumes=volumes, secrets=secrets or {})
     termination_log = run_dir / "termination-log"
     env[TERMINATION_LOG_ENV] = str(termination_log)

@@ -1,10 +1,10 @@
-"""Two "machines" of one run on this host, through the container's launcher: what each pod of a
-multi-node FineTuneJob runs (builders/rendezvous.py), with the rendezvous on loopback instead of
-the headless Service's name. Each machine has its own work directory and termination log, as each
-pod has its own disk. A SIGTERM to machine 1 (its pod deleted, preempted or drained) stops both at
-one step: machine 1 exits 143 (Preempted, counted once), machine 0 exits 67 (PeerStopped, which the
-Job ignores), and the group's checkpoint is saved by rank 0. The whole path on the real node is
-tests/e2e/test_multi_node.py.
+"""Two "machines" of one run on this host, through the container's launcher: the command the operator
+builds for each pod of a multi-node FineTuneJob (builders/job.py, rendezvous.py), with the
+rendezvous on loopback instead of the headless Service's name. Each machine has its own work
+directory and termination log, as each pod has its own disk. A SIGTERM to machine 1 (its pod
+deleted, preempted or drained) stops both at one step: machine 1 exits 143 (Preempted, counted
+once), machine 0 exits 67 (PeerStopped, which the Job ignores), and the group's checkpoint is saved
+by rank 0. The whole path on the real node is tests/e2e/test_multi_node.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from kubeft_operator import config as operator_config
 from kubeft_operator.api import contract
+from kubeft_operator.api import spec as spec_models
+from kubeft_operator.builders import job, meta, rendezvous
 from tests.fixtures.hub import HubStandIn
 from tests.integration.trainer.conftest import hub_spec, merge
 
@@ -37,20 +41,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _machine(config: pathlib.Path, root: pathlib.Path, rank: int, port: int) -> subprocess.Popen[str]:
-    """One pod's launcher: one process, machine `rank` of 2, rendezvous at machine 0 on `port`."""
+def _machine(
+    config: pathlib.Path, spec: dict[str, Any], root: pathlib.Path, rank: int, port: int
+) -> subprocess.Popen[str]:
+    """Pod `rank`'s command as the operator builds it (builders/job.py), with what the kubelet and
+    cluster DNS would supply filled in: its rank for ``$(KUBEFT_MACHINE_RANK)``, loopback for pod 0's
+    name, a free port for the rendezvous port."""
+    parsed = spec_models.FineTuneJobSpec.model_validate(spec)
+    local = {
+        f"$({rendezvous.RANK_ENV})": str(rank),
+        rendezvous.main_host("test-job"): "127.0.0.1",
+        str(rendezvous.PORT): str(port),
+        "python": sys.executable,
+        meta.CONFIG_PATH: str(config),
+    }
+    command = [local.get(arg, arg) for arg in job.command("test-job", parsed, operator_config.Settings())]
+    # Everything the pod's environment supplies was found in the operator's command and replaced.
+    assert not [arg for arg in command if "$(" in arg or arg == rendezvous.main_host("test-job")], command
+    assert str(port) in command and str(rank) in command, command
     env = {
         **os.environ,
         "KUBEFT_WORKDIR": str(root / f"m{rank}" / "work"),
         "KUBEFT_TERMINATION_LOG": str(root / f"m{rank}" / "termination-log"),
     }
     (root / f"m{rank}").mkdir()
-    command = [
-        sys.executable, "-m", "kubeft_trainer.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "2", "--machine_rank", str(rank),
-        "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
-        "-m", "kubeft_trainer", "--config", str(config),
-    ]  # fmt: skip
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -73,10 +87,11 @@ def test_a_sigterm_to_one_machine_stops_the_group_at_one_step_and_only_that_mach
     trainer_env: pathlib.Path,
 ) -> None:
     spec = hub_spec(hub_output, model=tiny["causal-lm"], data=matrix_data, repo=REPO)
-    config = write_config(merge(spec, {"training": {"maxSteps": 100000, "batchSize": 2}}))
+    spec = merge(spec, {"training": {"maxSteps": 100000, "batchSize": 2}, "resources": {"nodes": 2, "gpus": 0}})
+    config = write_config(spec)
     port = _free_port()
     logs: list[list[str]] = [[], []]
-    machines = [_machine(config, trainer_env, rank, port) for rank in (0, 1)]
+    machines = [_machine(config, spec, trainer_env, rank, port) for rank in (0, 1)]
     readers = [_collect(proc, lines) for proc, lines in zip(machines, logs, strict=True)]
     try:
         deadline = time.monotonic() + 300
