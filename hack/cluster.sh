@@ -23,6 +23,8 @@
 # docs/local-cluster.md describes the node and what it needs (root, cgroups, overlayfs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/lib/daemon.sh
+. "$root/hack/lib/daemon.sh"
 CACHE="${KUBEFT_CACHE:-$HOME/.cache/kubeft}"
 K8S_VERSION="${K8S_VERSION:-1.35.4}"
 VENV="${VENV:-$CACHE/venv-py3.11}"
@@ -63,21 +65,8 @@ NS_EXEC=(nsenter --net="$NETNS_PATH" --)
 in_ns() { "${NS_EXEC[@]}" "$@"; }
 crictl_() { crictl --runtime-endpoint "unix://$SOCK" --image-endpoint "unix://$SOCK" --timeout 10s "$@"; }
 pid_of() { cat "$DIR/run/$1.pid" 2>/dev/null || true; }
-# Does /proc show this shell's own pid namespace? Not always: a sandbox may run us in a pid
-# namespace of our own under the host's /proc, where /proc/PID is some other process.
-read -r _self_pid _ </proc/self/stat 2>/dev/null || _self_pid=
-PROC_IS_OURS=false
-[ "$_self_pid" = "$BASHPID" ] && PROC_IS_OURS=true
-# Alive (kill -0 works in any namespace) and, where /proc can tell, still the process we started
-# rather than a later one that reused its pid.
-alive() {
-  local p cmd
-  p=$(pid_of "$1")
-  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
-  $PROC_IS_OURS || return 0
-  cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || return 1
-  [[ $cmd == *"$1"* ]]
-}
+# Alive and still the process we started (hack/lib/daemon.sh).
+alive() { daemon_alive "$(pid_of "$1")" "$1"; }
 
 s3_sh() { # hack/s3.sh with this cluster's state directory, namespace and node address
   KUBEFT_CLUSTER_DIR="$DIR" KUBEFT_NETNS="$NETNS" KUBEFT_NODE_IP="$NODE_IP" "$root/hack/s3.sh" "$@"

@@ -30,6 +30,8 @@
 # "Cluster DNS", has the details.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/lib/daemon.sh
+. "$root/hack/lib/daemon.sh"
 CACHE="${KUBEFT_CACHE:-$HOME/.cache/kubeft}"
 # CoreDNS 1.14.7 pins the Kubernetes client libraries at v0.35.4, the cluster's own version (1.15.0
 # moved to v0.37); both build with Go 1.26.
@@ -59,15 +61,8 @@ here() { nsenter --net="$NETNS_PATH" -- "$@"; }
 ask() { # name [query.py args...]: one question to the cluster's DNS, from inside its namespace
   here "$PY" "$root/hack/dns/query.py" --server "$DNS_IP" "$@"
 }
-read -r _self_pid _ </proc/self/stat 2>/dev/null || _self_pid=
-alive() { # alive, and (where /proc shows our own pid namespace) still the process we started
-  local p cmd
-  p=$(cat "$PIDFILE" 2>/dev/null || true)
-  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
-  [ "$_self_pid" = "$BASHPID" ] || return 0
-  cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || return 1
-  [[ $cmd == *coredns* ]]
-}
+# Alive and still CoreDNS (hack/lib/daemon.sh).
+alive() { daemon_alive "$(cat "$PIDFILE" 2>/dev/null || true)" coredns; }
 # Ready means the kubernetes plugin has synced with the API server (the `ready` plugin's 200) and a
 # real query over the pods' path answers with the API server's Service.
 ready() {

@@ -33,6 +33,8 @@
 # the cluster's state directory, so `hack/cluster.sh down` stops Kueue with everything else.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/lib/daemon.sh
+. "$root/hack/lib/daemon.sh"
 CACHE="${KUBEFT_CACHE:-$HOME/.cache/kubeft}"
 KUEUE_VERSION="${KUEUE_VERSION:-0.17.0}"
 OUT="$CACHE/kueue-v$KUEUE_VERSION"
@@ -63,17 +65,8 @@ here() { # command...: in the manager's network namespace
   if [ -n "$KUEUE_NETNS" ]; then nsenter --net="/run/netns/$KUEUE_NETNS" -- "$@"; else "$@"; fi
 }
 pid_of() { cat "$PIDFILE" 2>/dev/null || true; }
-# Does /proc show this shell's own pid namespace? (See hack/cluster.sh.) Then check that the pid
-# is still the manager and not a later process that reused it.
-read -r _self_pid _ </proc/self/stat 2>/dev/null || _self_pid=
-alive() {
-  local p cmd
-  p=$(pid_of)
-  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
-  [ "$_self_pid" = "$BASHPID" ] || return 0
-  cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || return 1
-  [[ $cmd == *kueue* ]]
-}
+# Alive and still the manager (hack/lib/daemon.sh).
+alive() { daemon_alive "$(pid_of)" kueue; }
 readyz() { [ "$(here curl -fsS --max-time 2 "http://127.0.0.1:$HEALTH_PORT/readyz" 2>/dev/null)" = ok ]; }
 
 install() {

@@ -31,6 +31,8 @@
 # the store and removes its data with everything else. docs/local-cluster.md has the details.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/lib/daemon.sh
+. "$root/hack/lib/daemon.sh"
 CACHE="${KUBEFT_CACHE:-$HOME/.cache/kubeft}"
 # SeaweedFS 4.53: its module path has no semantic version tags, so the proxy serves it as a
 # pseudo-version (this one is the 4.53 release commit).
@@ -64,15 +66,8 @@ here() { # command...: in the store's network namespace
   if [ -n "$S3_NETNS" ]; then nsenter --net="/run/netns/$S3_NETNS" -- "$@"; else "$@"; fi
 }
 key() { python3 -c 'import json,sys; i=json.load(open(sys.argv[1]))["identities"][0]["credentials"][0]; print(i[sys.argv[2]])' "$IDENTITIES" "$1"; }
-read -r _self_pid _ </proc/self/stat 2>/dev/null || _self_pid=
-alive() { # pidfile word
-  local p cmd
-  p=$(cat "$1" 2>/dev/null || true)
-  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
-  [ "$_self_pid" = "$BASHPID" ] || return 0
-  cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || return 1
-  [[ $cmd == *"$2"* ]]
-}
+# Alive and still the process started (hack/lib/daemon.sh).
+alive() { daemon_alive "$(cat "$1" 2>/dev/null || true)" "$2"; } # pidfile word
 # A signed request (curl's own signature v4) with the read-write identity.
 signed() { # curl args...
   here curl -fsS --max-time 10 --aws-sigv4 "aws:amz:us-east-1:s3" --user "$(key accessKey):$(key secretKey)" "$@"
