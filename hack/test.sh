@@ -17,12 +17,9 @@ fi
 start=$(date +%s)
 hack/lint.sh
 started=0
-if ! hack/cluster.sh status >/dev/null 2>&1; then
-  hack/cluster.sh up
-  started=1
-fi
 # A cluster this script started goes down at the end, and must leave nothing behind: no pods,
-# shims, mounts, network namespace or cgroups (the exit status says so).
+# shims, mounts, network namespace or cgroups (the exit status says so). That holds for one whose
+# start-up failed half way too: what did start is stopped.
 cleanup() {
   local rc=$?
   if [ "$started" = 1 ]; then
@@ -32,5 +29,9 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+if ! hack/cluster.sh status >/dev/null 2>&1; then
+  started=1
+  hack/cluster.sh up
+fi
 hack/cluster.sh exec python -m pytest tests -q -p no:cacheprovider "$@"
 echo ">> make test took $(( $(date +%s) - start )) s" >&2
