@@ -187,6 +187,7 @@ async def start(
     memo.api = api
     memo.reconciler = reconciler.Reconciler(api, view, cfg, instance=socket.gethostname())
     memo.queue = WorkQueue(memo.reconciler.reconcile, workers=RECONCILE_WORKERS)
+    memo.reconciler.wake_through(memo.queue.add)
     metrics.track_phases(memo.reconciler.phases)
     metrics.track_jobs(memo.reconciler.samples)
     metrics.serve(cfg.metrics_port)

@@ -133,6 +133,8 @@ class Reconciler:
         # Kueue's word on a held queued Job, for its status: ((Job uid, resourceVersion), looks, Workload view).
         self._kueue_words: dict[Key, tuple[tuple[str, str], int, Mapping[str, Any] | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Where timer wake-ups go (see wake_through); None: each reconciles in a task of its own.
+        self._requeue: Callable[[Key], None] | None = None
 
     # ------------------------------------------------------------------------- entry points
 
@@ -152,6 +154,12 @@ class Reconciler:
             finally:
                 metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
             self._wake(key, wake_after)
+
+    def wake_through(self, requeue: Callable[[Key], None]) -> None:
+        """Hand timer wake-ups (requeue-after, backoff, TTL) to ``requeue``, the handlers' work queue,
+        rather than reconciling each in a task of its own: then they coalesce with the watch events
+        of the same job and count against the queue's bound on reconciles running at once."""
+        self._requeue = requeue
 
     def forget(self, key: Key) -> None:
         """The FineTuneJob is gone: drop everything kept for it."""
@@ -220,6 +228,9 @@ class Reconciler:
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
+        if self._requeue is not None:
+            self._requeue(key)
+            return
         task = asyncio.get_running_loop().create_task(self.reconcile(key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -210,7 +210,11 @@ def test_missing_configmap_volume_keeps_the_pod_creating_with_the_reason(cluster
         what="the kubelet's FailedMount event",
     )
     assert event["message"] == 'MountVolume.SetUp failed for volume "late" : configmap "late" not found'
-    assert main_state(cluster, namespace, "mounts")["waiting"]["reason"] == "ContainerCreating"
+    # The kubelet may post the Event before it writes the pod's first container status.
+    waiting = cluster.wait_for(
+        lambda: main_state(cluster, namespace, "mounts").get("waiting"), what="the container's waiting state"
+    )
+    assert waiting["reason"] == "ContainerCreating"
     cluster.kubectl("create", "configmap", "late", "-n", namespace, "--from-literal=k=arrived")
     assert wait_phase(cluster, namespace, "mounts", "Succeeded", "Failed") == "Succeeded"
     assert cluster.kubectl("logs", "-n", namespace, "mounts").stdout.strip() == "arrived"

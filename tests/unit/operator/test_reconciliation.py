@@ -239,6 +239,27 @@ def test_creation_failure_is_retried_with_backoff(world):
     assert 0 < asyncio.run(go()) <= 1.0
 
 
+def test_a_timer_wake_up_goes_to_the_work_queue_when_there_is_one(world):
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    api.fail_create["Job"] = errors.ApiFailure("boom")
+    queued: list[reconciler.Key] = []
+    rec.wake_through(queued.append)
+
+    async def go() -> int:
+        await rec.reconcile(KEY)
+        creates = len(api.writes)
+        rec._timers[KEY]._run()  # the backoff timer fires
+        for _ in range(10):  # time for a task of its own to run, had it made one
+            await asyncio.sleep(0)
+        rec.close()
+        return len(api.writes) - creates
+
+    assert asyncio.run(go()) == 0, "the wake-up reconciled by itself, outside the queue"
+    assert queued == [KEY]
+    assert KEY not in rec._timers
+
+
 def test_an_object_the_api_server_calls_invalid_fails_the_run_once_without_retrying(world):
     api, view, _, rec = world
     api.finetunejob = view.ftj = finetunejob()
