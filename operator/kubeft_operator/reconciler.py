@@ -119,7 +119,8 @@ class Reconciler:
         self._instance = instance
         self._clock = clock
         self._locks: dict[Key, asyncio.Lock] = {}
-        # Our own writes, newer than the watch until it catches up (compared by resourceVersion).
+        # Our own writes, newer than the watch until it catches up (compared by resourceVersion);
+        # dropped once it has (_finetunejob, _job), so a job's view is held once, in kopf's index.
         self._written: dict[Key, Mapping[str, Any]] = {}
         self._jobs: dict[Key, Mapping[str, Any]] = {}
         self._verify_jobs: dict[Key, Mapping[str, Any]] = {}
@@ -240,7 +241,12 @@ class Reconciler:
         written = self._written.get(key)
         if seen is None:
             return None
-        if written is not None and written["metadata"].get("uid") != seen["metadata"].get("uid"):
+        if written is not None and (
+            written["metadata"].get("uid") != seen["metadata"].get("uid")
+            or _resource_version(seen) >= _resource_version(written)
+        ):
+            # Another object of the same name, or the watch has caught up with our write: keep one
+            # view per job, the index's, not two.
             del self._written[key]
             written = None
         return _newer(seen, written)
@@ -257,6 +263,9 @@ class Reconciler:
                 seen = _newer(seen, candidate)
         ours = cache.get(key)
         if ours is not None and not meta.is_owned_by(dict(ours), uid):
+            ours = None
+        if ours is not None and seen is not None and _resource_version(seen) >= _resource_version(ours):
+            del cache[key]  # the watch has caught up with our own copy: the index's view suffices
             ours = None
         return _newer(seen, ours)
 

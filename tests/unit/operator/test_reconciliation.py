@@ -199,6 +199,19 @@ def test_own_status_write_counts_while_the_watch_is_behind(world):
     assert api.writes[before:] == []
 
 
+def test_own_copies_are_dropped_once_the_watch_has_caught_up(world):
+    # One view per job at a thousand jobs, not two: the index's once it is as new as our write.
+    api, view, _, rec = world
+    api.finetunejob = view.ftj = finetunejob()
+    run(rec)
+    assert KEY in rec._written and KEY in rec._jobs  # the watch is behind: our copies count
+    watch_catches_up(api, view)
+    before = len(api.writes)
+    run(rec)
+    assert api.writes[before:] == []
+    assert KEY not in rec._written and KEY not in rec._jobs
+
+
 def test_restart_after_partial_creation_adopts_and_makes_one_job(world):
     api, view, _, _ = world
     api.finetunejob = view.ftj = finetunejob()
